@@ -1,0 +1,38 @@
+# modelship: render and test the template. `make help` lists the targets.
+# uv is installed into .uv/ when it is not on PATH.
+
+SHELL := /bin/sh
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV ?= $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.uv/bin/uv)
+DEMO_DIR ?= build/demo
+export UV
+
+.PHONY: help demo test lint clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(CURDIR)/.uv/bin/uv:
+	$(PYTHON) -m venv .uv
+	.uv/bin/python -m pip install --quiet --disable-pip-version-check uv
+
+.venv: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen
+	@touch .venv
+
+demo: .venv ## render the default answers into $(DEMO_DIR) and serve it on 127.0.0.1:8000
+	rm -rf $(DEMO_DIR)
+	$(UV) run python hooks/render.py $(DEMO_DIR) --defaults
+	$(MAKE) -C $(DEMO_DIR) setup run
+
+test: .venv ## run the template's whole test suite
+	$(UV) run pytest
+
+lint: .venv ## check the template's own Python code
+	$(UV) run ruff format --check .
+	$(UV) run ruff check .
+
+clean: ## remove rendered demos and caches
+	rm -rf build .pytest_cache .ruff_cache

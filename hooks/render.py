@@ -1,0 +1,68 @@
+"""Render a modelship project, refusing a wrong answer with one line, not a traceback.
+
+    python hooks/render.py DESTINATION [--defaults] [--data-file answers.yml] [--data key=value ...]
+
+It runs `copier copy` on this checkout, including changes not yet committed, so
+the answers file of the result points back at this template for `copier update`.
+`make demo` uses it; so can scripts that render many projects.
+"""
+
+import argparse
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from copier import run_copy
+from copier.errors import CopierError, DirtyLocalWarning
+
+TEMPLATE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse_data(pairs: Sequence[str]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator:
+            raise ValueError(f"--data {pair!r} is not of the form key=value")
+        data[key] = yaml.safe_load(value) if value else value
+    return data
+
+
+def render(destination: Path, data: dict[str, Any], *, defaults: bool) -> Path:
+    """Render the template into ``destination``; raise ValueError for a wrong answer."""
+    # Rendering uncommitted changes is the point of rendering a checkout.
+    warnings.simplefilter("ignore", DirtyLocalWarning)
+    worker = run_copy(
+        str(TEMPLATE_ROOT),
+        destination,
+        data=data,
+        defaults=defaults,
+        vcs_ref="HEAD",
+        unsafe=False,
+        quiet=True,
+    )
+    return Path(worker.dst_path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("destination", type=Path)
+    parser.add_argument("--defaults", action="store_true", help="take defaults, do not ask")
+    parser.add_argument("--data-file", type=Path, help="YAML file of answers")
+    parser.add_argument("--data", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    try:
+        data = yaml.safe_load(args.data_file.read_text()) if args.data_file else {}
+        data.update(parse_data(args.data))
+        render(args.destination, data, defaults=args.defaults)
+    except (ValueError, OSError, yaml.YAMLError, CopierError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The prediction service: a FastAPI application around one trained scikit-learn model."""

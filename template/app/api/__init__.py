@@ -1,0 +1,1 @@
+"""HTTP routes and the mapping of errors to HTTP responses."""

@@ -1,0 +1,190 @@
+"""One JSON error envelope for every non-2xx response.
+
+    {"error": {"code": "validation_failed", "message": "...", "details": [...], "request_id": "..."}}
+
+``code`` is stable for programs, ``message`` is for people, ``details`` lists each
+problem with the field it concerns, and ``request_id`` matches the ``X-Request-ID``
+header and the server's log line.
+"""
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import ArtifactError, BatchTooLarge, ModelNotReady, ServiceError
+from app.observability.middleware import current_request_id
+
+STATUS_BY_ERROR: Final[dict[type[ServiceError], int]] = {
+    BatchTooLarge: 413,
+    ModelNotReady: 503,
+    ArtifactError: 503,
+}
+_CODE_BY_STATUS: Final = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "content_too_large",
+    415: "unsupported_media_type",
+}
+
+logger = structlog.stdlib.get_logger("app.errors")
+
+
+class ErrorDetail(BaseModel):
+    field: str | None = Field(default=None, description="Path of the offending field.")
+    message: str
+    type: str = Field(description="Machine-readable kind of problem.")
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable machine-readable error code.")
+    message: str = Field(description="What went wrong, for a person.")
+    details: list[ErrorDetail] = Field(default_factory=list)
+    request_id: str | None = Field(description="Same as the X-Request-ID response header.")
+
+
+class ErrorEnvelope(BaseModel):
+    """The body of every error response."""
+
+    error: ErrorBody
+
+
+def error_response(
+    status_code: int,
+    code: str,
+    message: str,
+    details: Iterable[Mapping[str, Any]] = (),
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    body = {
+        "error": {
+            "code": code,
+            "message": message,
+            "details": list(details),
+            "request_id": current_request_id(),
+        }
+    }
+    return JSONResponse(body, status_code=status_code, headers=headers)
+
+
+def field_path(location: Iterable[int | str]) -> str:
+    """``("body", "rows", 3, "sepal_length")`` -> ``"rows[3].sepal_length"``."""
+    parts = list(location)
+    if parts[:1] == ["body"]:
+        parts = parts[1:]
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    return path or "body"
+
+
+def _is_json(request: Request) -> bool:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    logger.info("request rejected", fields=[field_path(error["loc"]) for error in errors])
+    for error in errors:
+        if error["type"] == "json_invalid":
+            reason = error.get("ctx", {}).get("error", "malformed JSON")
+            return error_response(
+                400, "invalid_json", f"the request body is not valid JSON: {reason}"
+            )
+    whole_body = [error for error in errors if tuple(error["loc"]) == ("body",)]
+    if whole_body and not _is_json(request):
+        return error_response(
+            415,
+            "unsupported_media_type",
+            "send the request body as JSON with the header Content-Type: application/json",
+        )
+    if whole_body and whole_body[0]["type"] == "missing":
+        return error_response(422, "validation_failed", "the request body is required")
+    details = [
+        {"field": field_path(error["loc"]), "message": error["msg"], "type": error["type"]}
+        for error in errors
+    ]
+    first = details[0]
+    message = (
+        f"{first['field']}: {first['message']}"
+        if len(details) == 1
+        else f"{len(details)} fields are invalid, first {first['field']}: {first['message']}"
+    )
+    return error_response(422, "validation_failed", message, details)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    status = exc.status_code
+    if status == 404:
+        message = f"no endpoint at {request.url.path[:200]}; the API is described at /docs"
+    elif status == 405:
+        message = f"{request.method} is not allowed on {request.url.path[:200]}"
+    else:
+        message = str(exc.detail)
+    return error_response(
+        status, _CODE_BY_STATUS.get(status, "http_error"), message, headers=exc.headers
+    )
+
+
+async def _on_service_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    status = next((code for kind, code in STATUS_BY_ERROR.items() if isinstance(exc, kind)), 500)
+    return error_response(status, exc.code, exc.message, exc.details)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(HTTPException, _on_http_error)
+    app.add_exception_handler(ServiceError, _on_service_error)
+
+
+class UnhandledErrorMiddleware:
+    """Answers an unexpected exception with the 500 envelope; the traceback stays in the log."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        response_started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking)
+        except Exception:
+            logger.exception("unhandled error")
+            if response_started:
+                raise
+            response = error_response(
+                500,
+                "internal_error",
+                "the server failed to handle this request; quote the request id to report it",
+            )
+            await response(scope, receive, send)
+
+
+ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    413: {"model": ErrorEnvelope, "description": "The batch holds more rows than allowed."},
+    422: {"model": ErrorEnvelope, "description": "A field is missing, unknown or out of range."},
+    503: {"model": ErrorEnvelope, "description": "The model is not loaded yet."},
+}
+"""Error responses documented on the prediction routes."""

@@ -1,0 +1,61 @@
+"""Structured logs: JSON lines on stdout, readable lines on a terminal.
+
+Records from the service, uvicorn and gunicorn's workers go through one handler,
+and each carries the request id bound by ``RequestContextMiddleware``, so one
+search finds everything a request did. Setup follows structlog's guide to
+working with the standard library:
+https://www.structlog.org/en/stable/standard-library.html
+"""
+
+import logging
+import sys
+from typing import Literal
+
+import structlog
+
+_HANDLER_NAME = "app"
+_SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "gunicorn.error")
+
+
+def configure_logging(
+    level: str = "INFO", log_format: Literal["auto", "json", "console"] = "auto"
+) -> None:
+    """Route every log record to stdout in one format; safe to call more than once."""
+    console = log_format == "console" or (log_format == "auto" and sys.stdout.isatty())
+    shared: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: structlog.types.Processor
+    if console:
+        renderer = structlog.dev.ConsoleRenderer()
+    else:
+        shared.append(structlog.processors.dict_tracebacks)
+        renderer = structlog.processors.JSONRenderer()
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    for existing in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in _SERVER_LOGGERS:
+        server_logger = logging.getLogger(name)
+        server_logger.handlers.clear()
+        server_logger.propagate = True
+    # RequestContextMiddleware writes one richer line per request instead.
+    logging.getLogger("uvicorn.access").disabled = True

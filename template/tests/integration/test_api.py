@@ -1,0 +1,260 @@
+"""The HTTP contract, exercised in-process: every success and every refusal."""
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from httpx2 import Response
+
+from app.api.deps import get_predictor
+from app.main import create_app
+from app.model import Predictor
+from app.schemas import CLASS_LABELS, FEATURE_EXAMPLE, FEATURE_TYPES, Features
+from app.settings import Settings
+
+FIRST_FEATURE = next(iter(FEATURE_TYPES))
+TYPE_ERROR = {"float": "float_type", "integer": "int_type"}[FEATURE_TYPES[FIRST_FEATURE]]
+NON_FINITE_ERROR = {"float": "finite_number", "integer": "int_type"}[FEATURE_TYPES[FIRST_FEATURE]]
+
+
+def invalid_values() -> list[tuple[dict[str, object], str, str]]:
+    """One wrong value per kind of check the schema makes, for the fields that make it."""
+    cases: list[tuple[dict[str, object], str, str]] = [
+        ({FIRST_FEATURE: "5"}, FIRST_FEATURE, TYPE_ERROR),
+        ({FIRST_FEATURE: True}, FIRST_FEATURE, TYPE_ERROR),
+        ({FIRST_FEATURE: None}, FIRST_FEATURE, TYPE_ERROR),
+        ({"colour": "red"}, "colour", "extra_forbidden"),
+    ]
+    for name, schema in Features.model_json_schema()["properties"].items():
+        if "maximum" in schema:
+            cases.append(({name: schema["maximum"] + 1}, name, "less_than_equal"))
+        if "minimum" in schema:
+            cases.append(({name: schema["minimum"] - 1}, name, "greater_than_equal"))
+    return cases
+
+
+def assert_error(response: Response, status: int, code: str) -> dict[str, Any]:
+    """The response is the error envelope, and its request id matches the header."""
+    assert response.status_code == status, response.text
+    error: dict[str, Any] = response.json()["error"]
+    assert error["code"] == code
+    assert error["message"]
+    assert isinstance(error["details"], list)
+    assert error["request_id"] == response.headers["x-request-id"]
+    return error
+
+
+def test_predict_returns_label_probabilities_version_and_id(
+    client: TestClient, model_version: str
+) -> None:
+    response = client.post("/v1/predict", json=FEATURE_EXAMPLE)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["label"] in CLASS_LABELS
+    assert set(body["probabilities"]) == set(CLASS_LABELS)
+    assert body["probability"] == max(body["probabilities"].values())
+    assert sum(body["probabilities"].values()) == pytest.approx(1.0)
+    assert body["model_version"] == model_version
+    assert re.fullmatch(r"[0-9a-f]{32}", body["prediction_id"])
+
+
+def test_each_prediction_gets_its_own_id(client: TestClient) -> None:
+    ids = {
+        client.post("/v1/predict", json=FEATURE_EXAMPLE).json()["prediction_id"] for _ in range(3)
+    }
+
+    assert len(ids) == 3
+
+
+def test_request_id_from_the_caller_is_echoed(client: TestClient) -> None:
+    response = client.post("/v1/predict", json=FEATURE_EXAMPLE, headers={"X-Request-ID": "abc-123"})
+
+    assert response.headers["x-request-id"] == "abc-123"
+
+
+@pytest.mark.parametrize("unusable", ["x" * 129, "has space", 'quote"d'])
+def test_unusable_request_id_is_replaced(client: TestClient, unusable: str) -> None:
+    response = client.get("/health", headers={"X-Request-ID": unusable})
+
+    assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"])
+
+
+def test_batch_returns_one_prediction_per_row_in_order(
+    client: TestClient, predictor: Predictor
+) -> None:
+    rows = [FEATURE_EXAMPLE, {**FEATURE_EXAMPLE}, FEATURE_EXAMPLE]
+
+    response = client.post("/v1/predict/batch", json={"rows": rows})
+
+    assert response.status_code == 200
+    predictions = response.json()["predictions"]
+    assert [p["label"] for p in predictions] == [r.label for r in predictor.predict(rows)]
+    assert len({p["prediction_id"] for p in predictions}) == 3
+
+
+def test_model_describes_the_loaded_artifact(client: TestClient, predictor: Predictor) -> None:
+    response = client.get("/v1/model")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model_version"] == predictor.version
+    assert [feature["name"] for feature in body["features"]] == list(FEATURE_TYPES)
+    assert body["model_sha256"] == predictor.metadata.model_sha256
+    assert "accuracy" in body["metrics"]
+
+
+def test_health_and_ready_answer_once_loaded(client: TestClient, model_version: str) -> None:
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/ready").json() == {"status": "ready", "model_version": model_version}
+
+
+def test_before_the_model_is_loaded_only_liveness_succeeds(settings: Settings) -> None:
+    # Without `with`, TestClient does not run the lifespan, so no model is loaded.
+    client = TestClient(create_app(settings))
+
+    assert client.get("/health").status_code == 200
+    assert_error(client.get("/ready"), 503, "model_not_ready")
+    assert_error(client.post("/v1/predict", json=FEATURE_EXAMPLE), 503, "model_not_ready")
+
+
+@pytest.mark.parametrize(("change", "field", "kind"), invalid_values())
+def test_invalid_field_is_refused_naming_it(
+    client: TestClient, change: dict[str, object], field: str, kind: str
+) -> None:
+    error = assert_error(
+        client.post("/v1/predict", json={**FEATURE_EXAMPLE, **change}), 422, "validation_failed"
+    )
+
+    assert [(d["field"], d["type"]) for d in error["details"]] == [(field, kind)]
+    assert error["message"].startswith(f"{field}: ")
+
+
+def test_missing_field_is_refused_naming_it(client: TestClient) -> None:
+    row = {name: value for name, value in FEATURE_EXAMPLE.items() if name != FIRST_FEATURE}
+
+    error = assert_error(client.post("/v1/predict", json=row), 422, "validation_failed")
+
+    assert error["details"] == [
+        {"field": FIRST_FEATURE, "message": "Field required", "type": "missing"}
+    ]
+
+
+def test_non_finite_number_is_refused(client: TestClient) -> None:
+    body = json.dumps({**FEATURE_EXAMPLE, FIRST_FEATURE: "NaN"}).replace('"NaN"', "NaN")
+
+    response = client.post(
+        "/v1/predict", content=body, headers={"content-type": "application/json"}
+    )
+
+    error = assert_error(response, 422, "validation_failed")
+    assert [(d["field"], d["type"]) for d in error["details"]] == [
+        (FIRST_FEATURE, NON_FINITE_ERROR)
+    ]
+
+
+def test_malformed_json_is_a_bad_request(client: TestClient) -> None:
+    response = client.post(
+        "/v1/predict", content=b'{"a": 1', headers={"content-type": "application/json"}
+    )
+
+    assert_error(response, 400, "invalid_json")
+
+
+def test_empty_body_is_refused(client: TestClient) -> None:
+    response = client.post("/v1/predict", content=b"", headers={"content-type": "application/json"})
+
+    error = assert_error(response, 422, "validation_failed")
+    assert error["message"] == "the request body is required"
+
+
+def test_body_that_is_not_json_is_an_unsupported_media_type(client: TestClient) -> None:
+    response = client.post("/v1/predict", data={FIRST_FEATURE: "1"})
+
+    error = assert_error(response, 415, "unsupported_media_type")
+    assert "application/json" in error["message"]
+
+
+def test_body_that_is_not_an_object_is_refused(client: TestClient) -> None:
+    error = assert_error(client.post("/v1/predict", json=[1, 2]), 422, "validation_failed")
+
+    assert error["details"][0]["field"] == "body"
+
+
+def test_invalid_row_of_a_batch_is_named_by_its_position(client: TestClient) -> None:
+    rows = [FEATURE_EXAMPLE, {**FEATURE_EXAMPLE, FIRST_FEATURE: "x"}]
+
+    error = assert_error(
+        client.post("/v1/predict/batch", json={"rows": rows}), 422, "validation_failed"
+    )
+
+    assert [d["field"] for d in error["details"]] == [f"rows[1].{FIRST_FEATURE}"]
+
+
+def test_empty_batch_is_refused(client: TestClient) -> None:
+    error = assert_error(
+        client.post("/v1/predict/batch", json={"rows": []}), 422, "validation_failed"
+    )
+
+    assert error["details"][0]["field"] == "rows"
+
+
+@pytest.fixture
+def small_batch_client(model_dir: Any, model_version: str) -> Iterator[TestClient]:
+    settings = Settings(model_dir=model_dir, model_version=model_version, max_batch_size=2)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def test_batch_over_the_limit_is_refused_naming_the_limit(small_batch_client: TestClient) -> None:
+    response = small_batch_client.post("/v1/predict/batch", json={"rows": [FEATURE_EXAMPLE] * 3})
+
+    error = assert_error(response, 413, "batch_too_large")
+    assert "3 rows; the limit is 2 (APP_MAX_BATCH_SIZE)" in error["message"]
+    assert error["details"][0]["field"] == "rows"
+
+
+def test_batch_at_the_limit_is_accepted(small_batch_client: TestClient) -> None:
+    response = small_batch_client.post("/v1/predict/batch", json={"rows": [FEATURE_EXAMPLE] * 2})
+
+    assert response.status_code == 200
+
+
+def test_unknown_path_is_not_found(client: TestClient) -> None:
+    error = assert_error(client.get("/v2/predict"), 404, "not_found")
+
+    assert "/docs" in error["message"]
+
+
+def test_wrong_method_is_refused_with_the_allowed_one(client: TestClient) -> None:
+    response = client.get("/v1/predict")
+
+    assert_error(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "POST"
+
+
+def test_unexpected_failure_is_a_500_envelope_without_internals(settings: Settings) -> None:
+    def broken_predictor() -> Predictor:
+        raise RuntimeError("secret internal detail")
+
+    app = create_app(settings)
+    app.dependency_overrides[get_predictor] = broken_predictor
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.post("/v1/predict", json=FEATURE_EXAMPLE)
+
+    error = assert_error(response, 500, "internal_error")
+    assert "secret" not in response.text
+    assert "Traceback" not in response.text
+    assert error["details"] == []
+
+
+def test_docs_show_a_valid_example_request(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+
+    schema = document["components"]["schemas"]["Features"]
+    assert schema["examples"] == [FEATURE_EXAMPLE]
+    assert client.post("/v1/predict", json=schema["examples"][0]).status_code == 200
+    assert client.get("/docs").status_code == 200

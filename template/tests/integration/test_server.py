@@ -1,0 +1,169 @@
+"""The production command, run for real: gunicorn with uvicorn workers over HTTP.
+
+Each test starts `deploy/entrypoint.sh` exactly as `make run` and the container do,
+on a free port of 127.0.0.1, and stops it by its process id.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from app.schemas import FEATURE_EXAMPLE
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def start_server(env_overrides: dict[str, str]) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        # The entrypoint runs gunicorn from this environment, as `uv run` would.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "HOST": "127.0.0.1",
+        "APP_LOG_FORMAT": "json",
+        **env_overrides,
+    }
+    return subprocess.Popen(
+        ["sh", "deploy/entrypoint.sh"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=START_TIMEOUT)
+    return output
+
+
+def serving_env(model_dir: Path, model_version: str, workers: int) -> dict[str, str]:
+    return {
+        "PORT": str(free_port()),
+        "WEB_CONCURRENCY": str(workers),
+        "APP_MODEL_DIR": str(model_dir),
+        "APP_MODEL_VERSION": model_version,
+    }
+
+
+def wait_until_ready(process: subprocess.Popen[str], base_url: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"server exited while starting:\n{stop(process)}")
+        try:
+            if httpx2.get(f"{base_url}/ready", timeout=1).status_code == 200:
+                return
+        except httpx2.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"server not ready after {START_TIMEOUT}s:\n{stop(process)}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def server(model_dir: Path, model_version: str) -> Iterator[str]:
+    env = serving_env(model_dir, model_version, workers=2)
+    base_url = f"http://127.0.0.1:{env['PORT']}"
+    process = start_server(env)
+    try:
+        wait_until_ready(process, base_url)
+        yield base_url
+    finally:
+        stop(process)
+
+
+def test_production_server_answers_predictions(server: str, model_version: str) -> None:
+    with httpx2.Client(base_url=server) as client:
+        responses = [client.post("/v1/predict", json=FEATURE_EXAMPLE) for _ in range(20)]
+
+    assert {response.status_code for response in responses} == {200}
+    assert {response.json()["model_version"] for response in responses} == {model_version}
+    assert all(response.headers["x-request-id"] for response in responses)
+
+
+def test_production_server_refuses_bad_input_with_the_envelope(server: str) -> None:
+    response = httpx2.post(f"{server}/v1/predict", json={"nonsense": 1})
+
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "validation_failed"
+
+
+def test_production_server_stops_cleanly_on_sigterm(model_dir: Path, model_version: str) -> None:
+    env = serving_env(model_dir, model_version, workers=1)
+    process = start_server(env)
+    wait_until_ready(process, f"http://127.0.0.1:{env['PORT']}")
+
+    output = stop(process)
+
+    assert process.returncode == 0, output
+    assert "Traceback" not in output
+
+
+def one_line_failure(env_overrides: dict[str, str]) -> str:
+    """Start the server, expect it to stop by itself, and return its single error line."""
+    process = start_server({"PORT": str(free_port()), **env_overrides})
+    try:
+        output, _ = process.communicate(timeout=START_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode != 0, output
+    assert "Traceback" not in output, output
+    errors = [line for line in output.splitlines() if '"level": "error"' in line]
+    assert len(errors) == 1, output
+    record = json.loads(errors[0])
+    assert record["event"] == "cannot start"
+    error: str = record["error"]
+    return error
+
+
+def test_missing_artifact_folder_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    error = one_line_failure({"APP_MODEL_DIR": str(tmp_path / "missing")})
+
+    assert "missing does not exist; run `make train`" in error
+
+
+def test_tampered_model_stops_start_up_with_one_line(
+    model_dir: Path, model_version: str, tmp_path: Path
+) -> None:
+    artifact = tmp_path / model_version
+    shutil.copytree(model_dir / model_version, artifact)
+    with (artifact / "model.joblib").open("ab") as model_file:
+        model_file.write(b"tampered")
+
+    error = one_line_failure({"APP_MODEL_DIR": str(tmp_path)})
+
+    assert "the file changed after training" in error
+
+
+def test_invalid_setting_stops_start_up_naming_the_variable(model_dir: Path) -> None:
+    error = one_line_failure({"APP_MODEL_DIR": str(model_dir), "APP_MAX_BATCH_SIZE": "lots"})
+
+    assert error.startswith("invalid setting APP_MAX_BATCH_SIZE:")
+
+
+def test_invalid_worker_count_stops_start_up_naming_the_variable(model_dir: Path) -> None:
+    error = one_line_failure({"APP_MODEL_DIR": str(model_dir), "WEB_CONCURRENCY": "0"})
+
+    assert error.startswith("invalid setting WEB_CONCURRENCY:")

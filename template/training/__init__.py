@@ -1,0 +1,1 @@
+"""Training code: produces the versioned artifacts the service loads."""

@@ -1,0 +1,24 @@
+"""Fixtures shared by the template's tests."""
+
+import os
+import shutil
+
+import pytest
+
+from tests.helpers import interpreter_dirs
+
+
+@pytest.fixture(scope="session")
+def project_env() -> dict[str, str]:
+    """The environment for commands run inside a rendered project.
+
+    Every project shares uv's one package cache, so each variant installs from it
+    instead of downloading again.
+    """
+    env = dict(os.environ)
+    env.pop("VIRTUAL_ENV", None)  # the projects use their own .venv, not ours
+    env["PATH"] = os.pathsep.join([*interpreter_dirs(), env["PATH"]])
+    uv = env.get("UV") or shutil.which("uv")
+    if uv:
+        env["UV"] = uv
+    return env

@@ -1,0 +1,113 @@
+"""What rendering produces, before any generated command runs."""
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers import TEMPLATE_ROOT, render
+
+
+@pytest.fixture(scope="module")
+def default_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return render(tmp_path_factory.mktemp("default") / "project")
+
+
+def text_files(project: Path) -> list[Path]:
+    return [path for path in project.rglob("*") if path.is_file()]
+
+
+def test_default_answers_render_the_iris_classifier(default_project: Path) -> None:
+    schemas = (default_project / "app" / "schemas.py").read_text()
+
+    assert 'API_TITLE: Final = "Iris Classifier"' in schemas
+    for name in ("sepal_length", "sepal_width", "petal_length", "petal_width"):
+        assert f"    {name}: Annotated[" in schemas
+    assert '"setosa",\n    "versicolor",\n    "virginica",\n]' in schemas
+    assert (
+        'WEB_CONCURRENCY="${WEB_CONCURRENCY:-2}"'
+        in (default_project / "deploy" / "entrypoint.sh").read_text()
+    )
+    assert (default_project / ".python-version").read_text() == "3.11\n"
+
+
+def test_no_template_syntax_survives_rendering(default_project: Path) -> None:
+    leftovers = [
+        str(path.relative_to(default_project))
+        for path in text_files(default_project)
+        if "{{" in path.read_text() or "{%" in path.read_text() or path.suffix == ".jinja"
+    ]
+
+    assert leftovers == []
+
+
+def test_only_the_generated_project_is_rendered(default_project: Path) -> None:
+    top_level = sorted(path.name for path in default_project.iterdir())
+
+    assert top_level == sorted(
+        [
+            ".copier-answers.yml",
+            ".gitignore",
+            ".python-version",
+            "Makefile",
+            "README.md",
+            "app",
+            "deploy",
+            "pyproject.toml",
+            "tests",
+            "training",
+        ]
+    )
+
+
+def test_answers_file_records_every_question_for_copier_update(default_project: Path) -> None:
+    answers = yaml.safe_load((default_project / ".copier-answers.yml").read_text())
+    questions = yaml.safe_load((TEMPLATE_ROOT / "copier.yml").read_text())
+    asked = {name for name, spec in questions.items() if not name.startswith("_")} - {
+        "feature_specs"  # derived, never asked
+    }
+
+    assert asked <= set(answers)
+    assert "feature_specs" not in answers
+    assert answers["_src_path"] == str(TEMPLATE_ROOT)
+    assert answers["_commit"]
+
+
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [
+        ("Flower Sorter 2.0", "flower-sorter-2-0"),
+        ("  My   Model!! (v2) ", "my-model-v2"),
+        ('Dr. "Q"\'s Flower\\Model #3', "dr-q-s-flower-model-3"),
+        ("Café Crème Prédiction", "cafe-creme-prediction"),
+        ("3D Printer Parts", "service-3d-printer-parts"),
+    ],
+)
+def test_project_name_derives_a_valid_slug_and_keeps_its_text(
+    tmp_path: Path, name: str, slug: str
+) -> None:
+    project = render(tmp_path / "project", project_name=name)
+
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    assert pyproject["project"]["name"] == slug
+    assert (project / "README.md").read_text().startswith(f"# {name}\n")
+    assert yaml.safe_load((project / ".copier-answers.yml").read_text())["project_slug"] == slug
+    namespace: dict[str, object] = {}
+    exec(compile((project / "app" / "schemas.py").read_text(), "schemas.py", "exec"), namespace)
+    assert namespace["API_TITLE"] == name
+
+
+def test_copier_cli_renders_the_defaults_without_trust(tmp_path: Path) -> None:
+    copier = Path(sys.executable).with_name("copier")
+    command = ["copy", "--defaults", "--vcs-ref", "HEAD", str(TEMPLATE_ROOT), str(tmp_path / "p")]
+
+    result = subprocess.run([str(copier), *command], capture_output=True, text=True, check=False)
+
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "p" / "app" / "main.py").is_file()
+    # The message shown after copying says what to run next.
+    assert "make setup" in result.stderr
+    assert "make run" in result.stderr

@@ -1,0 +1,97 @@
+"""Render each variant, then hold it to its own checks: `make setup`, `make lint`, `make test`."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import run, succeed
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    # `copier copy --defaults`: the Iris classifier on Python 3.11 with 2 workers.
+    "default-iris-py311": {},
+    # Optional parts of the schema left out; labels whose sorted order differs from
+    # their declared order, as scikit-learn sorts predict_proba's columns.
+    "renamed-py312": {
+        "project_name": "Flower Sorter 2.0",
+        "python_version": "3.12",
+        "workers": 1,
+        "model_version": "2025.01-rc1",
+        "class_labels": ["kind-a", "kind b", "Kind C"],
+        "features": [
+            {"name": "f1", "type": "float"},
+            {"name": "f2", "type": "float", "min": 0},
+            {"name": "f3", "type": "float", "max": 100, "unit": "mm"},
+            {"name": "f4", "type": "float", "description": "Fourth measure", "example": 0.5},
+        ],
+    },
+    # Integer features, and text that must be escaped in Python, TOML and Markdown.
+    "integer-features-py313": {
+        "project_name": 'Dr. "Q"\'s Flower\\Model #3',
+        "description": 'Sorts flowers by "shape" \\ size: 100% reproducible.',
+        "author_name": "Zoë O'Brien",
+        "python_version": "3.13",
+        "features": [
+            {
+                "name": "sepal_mm",
+                "type": "integer",
+                "min": 0,
+                "max": 100,
+                "unit": "mm",
+                "example": 51,
+            },
+            {"name": "sepal_width_mm", "type": "integer", "min": 0, "example": 35},
+            {"name": "petal_mm", "type": "integer", "max": 100},
+            {"name": "petal_width_mm", "type": "integer", "description": 'Width, "rounded"'},
+        ],
+    },
+}
+
+
+@pytest.fixture(scope="module", params=list(VARIANTS))
+def variant(
+    request: pytest.FixtureRequest, copie_session: Any, project_env: dict[str, str]
+) -> Path:
+    """A rendered variant after its own `make setup` (environment, demo model, contract)."""
+    result = copie_session.copy(extra_answers=VARIANTS[request.param])
+    assert result.exit_code == 0, result.exception
+    project: Path = result.project_dir
+    succeed(["make", "setup"], project, project_env)
+    return project
+
+
+def test_variant_passes_its_own_lint(variant: Path, project_env: dict[str, str]) -> None:
+    succeed(["make", "lint"], variant, project_env)
+
+
+def test_variant_passes_its_own_tests(variant: Path, project_env: dict[str, str]) -> None:
+    output = succeed(["make", "test"], variant, project_env)
+
+    assert " passed" in output
+    assert " skipped" not in output
+
+
+def test_variant_contract_test_fails_when_the_api_changes(
+    variant: Path, project_env: dict[str, str]
+) -> None:
+    schemas = variant / "app" / "schemas.py"
+    snapshot = variant / "tests" / "contract" / "openapi.json"
+    original_schemas, original_snapshot = schemas.read_text(), snapshot.read_text()
+    contract_test = [project_env.get("UV", "uv"), "run", "pytest", "-q", "tests/contract"]
+    try:
+        schemas.write_text(
+            original_schemas.replace(
+                'description="The most probable class."', 'description="Best."'
+            )
+        )
+
+        changed = run(contract_test, variant, project_env)
+        succeed(["make", "contract-update"], variant, project_env)
+        recorded = run(contract_test, variant, project_env)
+    finally:
+        schemas.write_text(original_schemas)
+        snapshot.write_text(original_snapshot)
+
+    assert changed.returncode == 1, changed.stdout
+    assert "make contract-update" in changed.stdout
+    assert recorded.returncode == 0, recorded.stdout
