@@ -258,3 +258,4 @@ def test_docs_show_a_valid_example_request(client: TestClient) -> None:
     assert schema["examples"] == [FEATURE_EXAMPLE]
     assert client.post("/v1/predict", json=schema["examples"][0]).status_code == 200
     assert client.get("/docs").status_code == 200
+    assert client.get("/redoc").status_code == 200
