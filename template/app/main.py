@@ -7,7 +7,7 @@ import structlog
 from fastapi import FastAPI
 
 from app.api import health, predict
-from app.api.errors import UnhandledErrorMiddleware, install_error_handlers
+from app.api.errors import install_error_handlers
 from app.errors import ArtifactError
 from app.model import load_service_model
 from app.observability.logging import configure_logging
@@ -47,9 +47,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.predictor = None
     install_error_handlers(app)
-    # The last middleware added runs first: the request id is bound before
-    # anything else, so even the last-resort 500 carries it.
-    app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(predict.router)
     app.include_router(health.router)

@@ -16,10 +16,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import ArtifactError, BatchTooLarge, ModelNotReady, ServiceError
-from app.observability.middleware import current_request_id
+from app.observability.context import current_request_id
 
 STATUS_BY_ERROR: Final[dict[type[ServiceError], int]] = {
     BatchTooLarge: 413,
@@ -148,38 +147,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(HTTPException, _on_http_error)
     app.add_exception_handler(ServiceError, _on_service_error)
-
-
-class UnhandledErrorMiddleware:
-    """Answers an unexpected exception with the 500 envelope; the traceback stays in the log."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        response_started = False
-
-        async def send_tracking(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_tracking)
-        except Exception:
-            logger.exception("unhandled error")
-            if response_started:
-                raise
-            response = error_response(
-                500,
-                "internal_error",
-                "the server failed to handle this request; quote the request id to report it",
-            )
-            await response(scope, receive, send)
 
 
 ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
