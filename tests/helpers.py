@@ -47,3 +47,23 @@ def render(destination: Path, **answers: object) -> Path:
         quiet=True,
     )
     return destination
+
+
+def literal_constants(module: Path) -> dict[str, object]:
+    """The module-level constants of a rendered Python file whose values are literals.
+
+    Read from the syntax tree, so the rendered project need not be importable here.
+    """
+    import ast
+
+    constants: dict[str, object] = {}
+    for node in ast.parse(module.read_text()).body:
+        if isinstance(node, ast.AnnAssign | ast.Assign) and node.value is not None:
+            targets = [node.target] if isinstance(node, ast.AnnAssign) else node.targets
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    try:
+                        constants[target.id] = ast.literal_eval(node.value)
+                    except ValueError:
+                        continue
+    return constants

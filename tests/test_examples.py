@@ -20,6 +20,12 @@ def test_example_answers_render(tmp_path: Path, example: Path) -> None:
     assert {key: recorded[key] for key in answers} == answers
 
 
+def test_there_is_an_example_per_bundled_data_set_and_one_of_your_own() -> None:
+    datasets = {yaml.safe_load(path.read_text())["dataset"] for path in EXAMPLES}
+
+    assert datasets == {"iris", "breast_cancer", "diabetes", "churn", "csv"}
+
+
 def test_iris_example_equals_the_defaults(tmp_path: Path) -> None:
     answers = yaml.safe_load((TEMPLATE_ROOT / "examples" / "iris.yml").read_text())
 

@@ -4,73 +4,154 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import render
+from tests.helpers import literal_constants, render
 
 IRIS = {"name": "sepal_length", "type": "float"}
+COLOUR = {"name": "colour", "type": "categorical", "values": ["red", "blue"]}
+CSV = {"dataset": "csv"}
+BINARY = {"dataset": "breast_cancer"}
 
-WRONG_ANSWERS = [
-    ("project_name", "   ", "the project name is empty"),
-    ("project_name", "!!!", "needs at least one letter or digit"),
-    ("project_name", "x" * 81, "keep it to 80"),
-    ("project_slug", "Bad_Slug", 'project slug "Bad_Slug" must be lowercase'),
-    ("project_slug", "ends-", "not end with a hyphen"),
-    ("project_slug", "9lives", "start with a letter"),
-    ("description", "", "the description is empty"),
-    ("author_name", " ", "the author name is empty"),
-    ("author_email", "not-an-address", 'author e-mail "not-an-address" is not an address'),
-    ("python_version", "3.9", "Invalid choice for 'python_version'"),
-    ("task", "clustering", "Invalid choice for 'task'"),
-    ("task", "regression", "regression serving is not available in this template version yet"),
-    ("features", "sepal_length", "features must be a non-empty YAML list"),
-    ("features", [], "features must be a non-empty YAML list"),
-    ("features", ["sepal_length"], "feature 1 is not a mapping"),
-    ("features", [{"type": "float"}], "feature 1 has no name"),
+# (question, wrong answer, what the message says, other answers given with it)
+WRONG_ANSWERS: list[tuple[str, object, str, dict[str, object]]] = [
+    ("dataset", "mnist", "Invalid choice for 'dataset'", {}),
+    ("project_name", "   ", "the project name is empty", {}),
+    ("project_name", "!!!", "needs at least one letter or digit", {}),
+    ("project_name", "x" * 81, "keep it to 80", {}),
+    ("project_slug", "Bad_Slug", 'project slug "Bad_Slug" must be lowercase', {}),
+    ("project_slug", "ends-", "not end with a hyphen", {}),
+    ("project_slug", "9lives", "start with a letter", {}),
+    ("description", "", "the description is empty", {}),
+    ("author_name", " ", "the author name is empty", {}),
+    ("author_email", "not-an-address", 'author e-mail "not-an-address" is not an address', {}),
+    ("python_version", "3.9", "Invalid choice for 'python_version'", {}),
+    ("task", "clustering", "Invalid choice for 'task'", {}),
+    ("task", "regression", "the iris data set is for classification; choose dataset csv", {}),
+    ("target", " ", "the target is empty", {}),
+    (
+        "target_unit",
+        "a\nb",
+        "the target unit must be short text on one line",
+        {"dataset": "diabetes"},
+    ),
+    ("features", "sepal_length", "features must be a non-empty YAML list", CSV),
+    ("features", [], "features must be a non-empty YAML list", CSV),
+    ("features", ["sepal_length"], "feature 1 is not a mapping", CSV),
+    ("features", [{"type": "float"}], "feature 1 has no name", CSV),
     (
         "features",
         [{"name": "Sepal Length", "type": "float"}],
         "a name must be lowercase snake_case",
+        CSV,
     ),
-    ("features", [{"name": "class", "type": "float"}], "reserved by Python or Pydantic"),
-    ("features", [{"name": "model_size", "type": "float"}], "reserved by Python or Pydantic"),
-    ("features", [{"name": "json", "type": "float"}], "reserved by Python or Pydantic"),
-    ("features", [IRIS, IRIS], "feature sepal_length appears twice"),
-    ("features", [{**IRIS, "maximum": 3}], "unknown key(s) maximum; allowed: name, type"),
-    ("features", [{**IRIS, "type": "string"}], "type must be float or integer, not string"),
-    ("features", [{**IRIS, "min": "low"}], "min must be a number, not low"),
-    ("features", [{**IRIS, "max": True}], "max must be a number, not True"),
+    ("features", [{"name": "class", "type": "float"}], "reserved by Python or Pydantic", CSV),
+    ("features", [{"name": "model_size", "type": "float"}], "reserved by Python or Pydantic", CSV),
+    ("features", [{"name": "json", "type": "float"}], "reserved by Python or Pydantic", CSV),
+    ("features", [IRIS, IRIS], "feature sepal_length appears twice", CSV),
+    ("features", [{**IRIS, "maximum": 3}], "unknown key(s) maximum; allowed: name, type", CSV),
+    (
+        "features",
+        [{**IRIS, "type": "string"}],
+        "type must be float, integer, boolean or categorical, not string",
+        CSV,
+    ),
+    ("features", [{**IRIS, "min": "low"}], "min must be a number, not low", CSV),
+    ("features", [{**IRIS, "max": True}], "max must be a number, not True", CSV),
     (
         "features",
         [{"name": "age", "type": "integer", "example": 3.5}],
         "example must be a whole number",
+        CSV,
     ),
-    ("features", [{**IRIS, "min": 5, "max": 5}], "min (5) must be below max (5)"),
-    ("features", [{**IRIS, "min": 0, "example": -1}], "example -1 is below min 0"),
-    ("features", [{**IRIS, "max": 10, "example": 11}], "example 11 is above max 10"),
-    ("features", [{**IRIS, "description": "two\nlines"}], "description must be one line"),
-    ("features", [{**IRIS, "unit": 5}], "unit must be short text"),
-    ("class_labels", ["only"], "at least 2 class labels, got 1"),
-    ("class_labels", "setosa", "class labels must be a YAML list"),
-    ("class_labels", ["a", "b", "a"], "class labels must be distinct"),
-    ("class_labels", ["yes", True], "class label 2 (True) is not text"),
-    ("class_labels", ["a", " b"], "class label 2 is empty or has surrounding spaces"),
-    ("workers", 0, "workers must be between 1 and 32, got 0"),
-    ("workers", 33, "workers must be between 1 and 32, got 33"),
-    ("monitoring", "datadog", "Invalid choice for 'monitoring'"),
-    ("model_version", "../1.0", 'model version "../1.0" must be'),
-    ("model_version", "1 0", 'model version "1 0" must be'),
+    ("features", [{**IRIS, "min": 5, "max": 5}], "min (5) must be below max (5)", CSV),
+    ("features", [{**IRIS, "min": 0, "example": -1}], "example -1 is below min 0", CSV),
+    ("features", [{**IRIS, "max": 10, "example": 11}], "example 11 is above max 10", CSV),
+    ("features", [{**IRIS, "description": "two\nlines"}], "description must be one line", CSV),
+    ("features", [{**IRIS, "unit": 5}], "unit must be short text", CSV),
+    (
+        "features",
+        [{"name": "colour", "type": "categorical"}],
+        "is categorical and needs `values`",
+        CSV,
+    ),
+    ("features", [{**COLOUR, "values": []}], "is categorical and needs `values`", CSV),
+    ("features", [{**COLOUR, "values": ["red", "red"]}], "values must be distinct", CSV),
+    ("features", [{**COLOUR, "values": ["red", 3]}], "every value must be text; quote 3", CSV),
+    (
+        "features",
+        [{**COLOUR, "example": "green"}],
+        "example green is not one of its values red, blue",
+        CSV,
+    ),
+    (
+        "features",
+        [{**COLOUR, "min": 0}],
+        "min and max apply to numbers; a categorical feature has none",
+        CSV,
+    ),
+    ("features", [{**IRIS, "values": ["a"]}], "only a categorical feature has `values`", CSV),
+    (
+        "features",
+        [{"name": "fresh", "type": "boolean", "example": "yes"}],
+        "example must be true or false",
+        CSV,
+    ),
+    ("features", [{**IRIS, "optional": "sometimes"}], "optional must be true or false", CSV),
+    ("features", [{**IRIS, "column": ""}], "column must be the column's name in your data", CSV),
+    (
+        "features",
+        [{"name": "target", "type": "float"}],
+        "feature target is also the target (target)",
+        CSV,
+    ),
+    (
+        "features",
+        [{**IRIS, "column": "species"}],
+        "is also the target (species)",
+        {"dataset": "csv", "target": "species"},
+    ),
+    (
+        "features",
+        [IRIS, {**IRIS, "name": "x"}, {**IRIS, "name": "y"}],
+        "the iris data has 4 features, the schema lists 3",
+        {},
+    ),
+    (
+        "features",
+        [{**IRIS, "name": n, "type": "integer" if n == "d" else "float"} for n in "abcd"],
+        "feature d stands for the iris column petal_width, which is float: keep its type",
+        {},
+    ),
+    ("class_labels", ["only"], "at least 2 class labels, got 1", {}),
+    ("class_labels", "setosa", "class labels must be a YAML list", {}),
+    ("class_labels", ["a", "b", "a"], "class labels must be distinct", {}),
+    ("class_labels", ["yes", True], "class label 2 (True) is not text", CSV),
+    ("class_labels", ["a", " b"], "class label 2 is empty or has surrounding spaces", CSV),
+    (
+        "class_labels",
+        ["a", "b"],
+        "the iris data has 3 classes (setosa, versicolor, virginica), you listed 2",
+        {},
+    ),
+    ("decision_threshold", 0, "must be between 0 and 1 (exclusive), got 0", BINARY),
+    ("decision_threshold", 1.5, "must be between 0 and 1 (exclusive), got 1.5", BINARY),
+    ("workers", 0, "workers must be between 1 and 32, got 0", {}),
+    ("workers", 33, "workers must be between 1 and 32, got 33", {}),
+    ("monitoring", "datadog", "Invalid choice for 'monitoring'", {}),
+    ("model_version", "../1.0", 'model version "../1.0" must be', {}),
+    ("model_version", "1 0", 'model version "1 0" must be', {}),
 ]
 
 
 @pytest.mark.parametrize(
-    ("question", "answer", "message"),
+    ("question", "answer", "message", "others"),
     WRONG_ANSWERS,
-    ids=[f"{question}-{index}" for index, (question, _, _) in enumerate(WRONG_ANSWERS)],
+    ids=[f"{question}-{index}" for index, (question, *_) in enumerate(WRONG_ANSWERS)],
 )
 def test_wrong_answer_is_refused_naming_the_question(
-    tmp_path: Path, question: str, answer: object, message: str
+    tmp_path: Path, question: str, answer: object, message: str, others: dict[str, object]
 ) -> None:
     with pytest.raises(ValueError, match=rf"'{question}'") as refusal:
-        render(tmp_path / "project", **{question: answer})
+        render(tmp_path / "project", **{**others, question: answer})
 
     assert message in str(refusal.value)
     assert not (tmp_path / "project" / "app").exists()
@@ -79,6 +160,7 @@ def test_wrong_answer_is_refused_naming_the_question(
 def test_optional_parts_of_a_feature_get_sensible_defaults(tmp_path: Path) -> None:
     project = render(
         tmp_path / "project",
+        dataset="csv",
         features=[
             {"name": "height_cm", "type": "float", "min": 100, "max": 220},
             {"name": "age", "type": "integer", "min": 18},
@@ -86,11 +168,13 @@ def test_optional_parts_of_a_feature_get_sensible_defaults(tmp_path: Path) -> No
         ],
     )
 
-    namespace: dict[str, object] = {}
-    exec(compile((project / "app" / "schemas.py").read_text(), "schemas.py", "exec"), namespace)
-    assert namespace["FEATURE_EXAMPLE"] == {"height_cm": 160.0, "age": 18, "score": 0.0}
-    assert namespace["FEATURE_TYPES"] == {"height_cm": "float", "age": "integer", "score": "float"}
-    features = namespace["Features"].model_json_schema()["properties"]  # type: ignore[attr-defined]
-    assert features["height_cm"]["description"] == "Height cm"
-    assert features["age"]["minimum"] == 18
-    assert "maximum" not in features["age"]
+    schemas = project / "app" / "schemas.py"
+    assert literal_constants(schemas)["FEATURE_EXAMPLE"] == {
+        "height_cm": 160.0,
+        "age": 18,
+        "score": 0.0,
+    }
+    source = schemas.read_text()
+    assert 'description="Height cm",' in source
+    assert "ge=100.0,\n            le=220.0,\n" in source
+    assert "ge=18,\n            description=" in source  # no upper bound for age

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import TEMPLATE_ROOT, render
+from tests.helpers import TEMPLATE_ROOT, literal_constants, render
 
 
 @pytest.fixture(scope="module")
@@ -63,17 +63,39 @@ def test_only_the_generated_project_is_rendered(default_project: Path) -> None:
     )
 
 
-def test_answers_file_records_every_question_for_copier_update(default_project: Path) -> None:
+def test_answers_file_records_every_answer_for_copier_update(default_project: Path) -> None:
     answers = yaml.safe_load((default_project / ".copier-answers.yml").read_text())
-    questions = yaml.safe_load((TEMPLATE_ROOT / "copier.yml").read_text())
-    asked = {name for name, spec in questions.items() if not name.startswith("_")} - {
-        "feature_specs"  # derived, never asked
-    }
 
-    assert asked <= set(answers)
-    assert "feature_specs" not in answers
+    assert set(answers) == {
+        "_commit",
+        "_src_path",
+        "dataset",
+        "project_name",
+        "project_slug",
+        "description",
+        "author_name",
+        "author_email",
+        "python_version",
+        "task",
+        "target",
+        "features",
+        "class_labels",
+        "workers",
+        "monitoring",
+        "model_version",
+    }
     assert answers["_src_path"] == str(TEMPLATE_ROOT)
-    assert answers["_commit"]
+
+
+def test_regression_answers_record_the_unit_and_no_labels(tmp_path: Path) -> None:
+    project = render(tmp_path / "project", dataset="diabetes", target_unit="points")
+
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+
+    assert answers["task"] == "regression"
+    assert answers["target_unit"] == "points"
+    assert "class_labels" not in answers
+    assert "decision_threshold" not in answers
 
 
 @pytest.mark.parametrize(
@@ -95,9 +117,7 @@ def test_project_name_derives_a_valid_slug_and_keeps_its_text(
     assert pyproject["project"]["name"] == slug
     assert (project / "README.md").read_text().startswith(f"# {name}\n")
     assert yaml.safe_load((project / ".copier-answers.yml").read_text())["project_slug"] == slug
-    namespace: dict[str, object] = {}
-    exec(compile((project / "app" / "schemas.py").read_text(), "schemas.py", "exec"), namespace)
-    assert namespace["API_TITLE"] == name
+    assert literal_constants(project / "app" / "schemas.py")["API_TITLE"] == name
 
 
 def test_copier_cli_renders_the_defaults_without_trust(tmp_path: Path) -> None:

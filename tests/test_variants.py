@@ -4,15 +4,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from tests.helpers import run, succeed
+from tests.helpers import TEMPLATE_ROOT, run, succeed
 
+EXAMPLES = {
+    f"example-{path.stem}": yaml.safe_load(path.read_text())
+    for path in sorted((TEMPLATE_ROOT / "examples").glob("*.yml"))
+}
 VARIANTS: dict[str, dict[str, Any]] = {
-    # `copier copy --defaults`: the Iris classifier on Python 3.11 with 2 workers.
-    "default-iris-py311": {},
-    # Optional parts of the schema left out; labels whose sorted order differs from
-    # their declared order, as scikit-learn sorts predict_proba's columns.
-    "renamed-py312": {
+    # Every answers file in examples/: iris (the defaults), breast_cancer, diabetes,
+    # churn, and a schema of one's own on CSV data (rental-prices).
+    **EXAMPLES,
+    # The Iris data with its features and labels renamed, the optional parts of the
+    # schema left out, and labels whose sorted order differs from their declared
+    # order, as scikit-learn sorts predict_proba's columns.
+    "renamed-iris-py312": {
         "project_name": "Flower Sorter 2.0",
         "python_version": "3.12",
         "workers": 1,
@@ -25,8 +32,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
             {"name": "f4", "type": "float", "description": "Fourth measure", "example": 0.5},
         ],
     },
-    # Integer features, and text that must be escaped in Python, TOML and Markdown.
-    "integer-features-py313": {
+    # Integer features on synthetic data, and text that must be escaped in Python,
+    # TOML and Markdown.
+    "integer-csv-py313": {
+        "dataset": "csv",
         "project_name": 'Dr. "Q"\'s Flower\\Model #3',
         "description": 'Sorts flowers by "shape" \\ size: 100% reproducible.',
         "author_name": "Zoë O'Brien",

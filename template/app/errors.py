@@ -40,3 +40,9 @@ class BatchTooLarge(ServiceError):
     """A batch request holds more rows than ``APP_MAX_BATCH_SIZE`` allows."""
 
     code = "batch_too_large"
+
+
+class PredictionFailed(ServiceError):
+    """The model answered with something that is not a valid prediction."""
+
+    code = "prediction_failed"

@@ -1,10 +1,10 @@
 """Load a trained model artifact, verify it against this service, and predict.
 
-No web framework is imported here: the HTTP layer, the command line and the tests
-all use the same ``Predictor``.
+No web framework is imported here: the HTTP layer, the command line, training
+and the tests all use the same ``Predictor``.
 
 An artifact is a folder ``<model_dir>/<version>/`` holding ``model.joblib`` and
-``metadata.json`` (written by ``training/train.py``).
+``metadata.json``, written by ``training/train.py`` or ``training/import_model.py``.
 """
 
 import hashlib
@@ -22,8 +22,10 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from app.errors import ArtifactError
-from app.schemas import CLASS_LABELS, FEATURE_EXAMPLE, FEATURE_TYPES
+from app.errors import ArtifactError, PredictionFailed
+from app.features import FeatureSpec, InputFormat, Task, encode_rows, rows_to_frame
+from app.monitoring.reference import Reference
+from app.schemas import CLASS_LABELS, DECISION_THRESHOLD, FEATURE_EXAMPLE, FEATURES, TASK
 from app.settings import Settings
 
 MODEL_FILE: Final = "model.joblib"
@@ -34,16 +36,15 @@ METADATA_FILE: Final = "metadata.json"
 # leading parts of each version must match; a difference past them is logged.
 COMPATIBLE_VERSION_PARTS: Final = {"scikit-learn": 2, "numpy": 1}
 
-FeatureType = Literal["float", "integer"]
 
+class ModelSource(BaseModel):
+    """Where a model came from."""
 
-class FeatureSpec(BaseModel):
-    """One input column of the model, in training order."""
+    model_config = ConfigDict(frozen=True)
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str
-    type: FeatureType
+    kind: Literal["trained", "imported"]
+    data: str
+    estimator: str
 
 
 class ArtifactMetadata(BaseModel):
@@ -53,77 +54,128 @@ class ArtifactMetadata(BaseModel):
 
     format_version: Literal[1] = 1
     model_version: str
-    task: Literal["classification"]
+    task: Task
     target: str
     features: tuple[FeatureSpec, ...]
-    classes: tuple[str, ...]
+    classes: tuple[str, ...] = ()
+    decision_threshold: float | None = None
+    input_format: InputFormat = "array"
     metrics: dict[str, float]
+    evaluation: str
     library_versions: dict[str, str]
     trained_at: datetime
     model_sha256: str
     training_data_sha256: str
     training_rows: int
-    test_rows: int
+    evaluation_rows: int
+    source: ModelSource
+    reference: Reference
 
 
 @dataclass(frozen=True, slots=True)
 class ClassPrediction:
-    """The model's answer for one row."""
+    """A classifier's answer for one row."""
 
     label: str
     probability: float
     probabilities: dict[str, float]
+    threshold: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ValuePrediction:
+    """A regressor's answer for one row."""
+
+    value: float
+
+
+Prediction = ClassPrediction | ValuePrediction
 
 
 class Predictor:
-    """A verified classifier, ready to predict."""
+    """A verified model, ready to predict."""
 
-    def __init__(self, estimator: Any, metadata: ArtifactMetadata) -> None:
+    def __init__(
+        self, estimator: Any, metadata: ArtifactMetadata, *, threshold: float | None = None
+    ) -> None:
+        self._estimator = estimator
+        self.metadata = metadata
+        self._classes: tuple[str, ...] = ()
+        self._positive: int | None = None
+        self.threshold: float | None = None
+        if metadata.task == "regression":
+            if not callable(getattr(estimator, "predict", None)):
+                raise ArtifactError(f"the model of version {metadata.model_version} has no predict")
+            return
         if not callable(getattr(estimator, "predict_proba", None)):
             raise ArtifactError(
                 f"the model of version {metadata.model_version} has no predict_proba, "
                 "so it cannot return class probabilities"
             )
         # predict_proba's columns follow estimator.classes_, which scikit-learn sorts;
-        # metadata.json keeps the schema's order for people to read.
-        classes = tuple(str(label) for label in getattr(estimator, "classes_", ()))
-        if sorted(classes) != sorted(metadata.classes):
+        # metadata.json keeps the schema's order, where the positive label comes last.
+        self._classes = tuple(str(label) for label in getattr(estimator, "classes_", ()))
+        if sorted(self._classes) != sorted(metadata.classes):
             raise ArtifactError(
-                f"the model predicts classes {list(classes)} "
+                f"the model predicts classes {list(self._classes)} "
                 f"but metadata.json lists {list(metadata.classes)}"
             )
-        self._estimator = estimator
-        self._classes = classes
-        self.metadata = metadata
-        self.feature_names = tuple(feature.name for feature in metadata.features)
+        if len(self._classes) == 2:
+            self._positive = self._classes.index(metadata.classes[-1])
+            self.threshold = threshold if threshold is not None else metadata.decision_threshold
 
     @property
     def version(self) -> str:
         return self.metadata.model_version
 
-    def to_matrix(self, rows: Sequence[Mapping[str, float]]) -> npt.NDArray[np.float64]:
-        """Put each row's values in training order, whatever order its keys came in."""
-        names = self.feature_names
-        return np.array([[row[name] for name in names] for row in rows], dtype=np.float64)
+    @property
+    def features(self) -> tuple[FeatureSpec, ...]:
+        return self.metadata.features
 
-    def predict(self, rows: Sequence[Mapping[str, float]]) -> list[ClassPrediction]:
-        probabilities = self._estimator.predict_proba(self.to_matrix(rows))
-        return self.postprocess(np.asarray(probabilities, dtype=np.float64))
+    def encode(self, rows: Sequence[Mapping[str, Any]]) -> Any:
+        """The rows as the model takes them: in training order, missing values as NaN."""
+        if self.metadata.input_format == "frame":
+            return rows_to_frame(rows, self.metadata.features)
+        return encode_rows(rows, self.metadata.features)
 
-    def postprocess(self, probabilities: npt.NDArray[np.float64]) -> list[ClassPrediction]:
-        """Turn predict_proba's matrix into one labelled prediction per row."""
+    def predict(self, rows: Sequence[Mapping[str, Any]]) -> list[Prediction]:
+        model_input = self.encode(rows)
+        if self.metadata.task == "regression":
+            return self.postprocess_values(np.asarray(self._estimator.predict(model_input)))
+        return self.postprocess(np.asarray(self._estimator.predict_proba(model_input)))
+
+    def postprocess(self, probabilities: npt.NDArray[Any]) -> list[Prediction]:
+        """Turn predict_proba's matrix into one labelled prediction per row.
+
+        Two classes: the positive one when its probability reaches the threshold.
+        More: the most probable one.
+        """
+        matrix = np.asarray(probabilities, dtype=np.float64)
+        if not np.isfinite(matrix).all():
+            raise PredictionFailed("the model returned a probability that is not a finite number")
         classes = self._classes
-        best = probabilities.argmax(axis=1).tolist()
+        if self._positive is not None and self.threshold is not None:
+            positive = self._positive
+            chosen = np.where(matrix[:, positive] >= self.threshold, positive, 1 - positive)
+        else:
+            chosen = matrix.argmax(axis=1)
         return [
             ClassPrediction(
                 label=classes[index],
                 probability=row[index],
                 probabilities=dict(zip(classes, row, strict=True)),
+                threshold=self.threshold,
             )
-            for index, row in zip(best, probabilities.tolist(), strict=True)
+            for index, row in zip(chosen.tolist(), matrix.tolist(), strict=True)
         ]
 
-    def warm_up(self, example: Mapping[str, float]) -> None:
+    def postprocess_values(self, values: npt.NDArray[Any]) -> list[Prediction]:
+        column = np.asarray(values, dtype=np.float64).reshape(-1)
+        if not np.isfinite(column).all():
+            raise PredictionFailed("the model returned a value that is not a finite number")
+        return [ValuePrediction(value=value) for value in column.tolist()]
+
+    def warm_up(self, example: Mapping[str, Any]) -> None:
         """Predict once, so a broken model fails at start-up and not on a user's request."""
         try:
             [prediction] = self.predict([example])
@@ -132,12 +184,13 @@ class Predictor:
                 f"the warm-up prediction of model {self.version} failed: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
-        total = sum(prediction.probabilities.values())
-        if not np.isfinite(total) or abs(total - 1.0) > 1e-6:
-            raise ArtifactError(
-                f"the warm-up prediction of model {self.version} returned probabilities "
-                f"that sum to {total}, not 1"
-            )
+        if isinstance(prediction, ClassPrediction):
+            total = sum(prediction.probabilities.values())
+            if abs(total - 1.0) > 1e-6:
+                raise ArtifactError(
+                    f"the warm-up prediction of model {self.version} returned probabilities "
+                    f"that sum to {total}, not 1"
+                )
 
 
 def available_versions(model_dir: Path) -> list[str]:
@@ -202,25 +255,33 @@ def read_metadata(directory: Path) -> ArtifactMetadata:
         ) from None
 
 
+def _describe(features: Sequence[FeatureSpec]) -> list[str]:
+    return [f"{feature.name}:{feature.type}" for feature in features]
+
+
 def check_schema(
     metadata: ArtifactMetadata,
-    features: Mapping[str, str],
+    task: Task,
+    features: Sequence[FeatureSpec],
     class_labels: Sequence[str],
 ) -> None:
-    """Refuse a model trained on other columns or classes than this service's schema."""
-    trained = {feature.name: feature.type for feature in metadata.features}
-    if list(trained.items()) != list(features.items()):
-        missing = [name for name in features if name not in trained]
-        extra = [name for name in trained if name not in features]
+    """Refuse a model made for another task, other columns or other classes."""
+    if metadata.task != task:
+        raise ArtifactError(
+            f"model {metadata.model_version} does {metadata.task} but this service does {task}"
+        )
+    if tuple(metadata.features) != tuple(features):
+        trained = {feature.name for feature in metadata.features}
+        expected = {feature.name for feature in features}
+        missing, extra = sorted(expected - trained), sorted(trained - expected)
         if missing or extra:
             difference = f"missing {missing or 'none'}, unexpected {extra or 'none'}"
         else:
-            difference = "same names, different order or types"
+            difference = "same names, different order, types, values or columns"
         raise ArtifactError(
             f"model {metadata.model_version} was trained on features "
-            f"{[f'{name}:{kind}' for name, kind in trained.items()]} but the service schema "
-            f"expects {[f'{name}:{kind}' for name, kind in features.items()]} ({difference}); "
-            "retrain the model or update app/schemas.py"
+            f"{_describe(metadata.features)} but the service schema expects "
+            f"{_describe(features)} ({difference}); retrain the model or update app/schemas.py"
         )
     if sorted(metadata.classes) != sorted(class_labels):
         raise ArtifactError(
@@ -230,7 +291,7 @@ def check_schema(
         )
 
 
-def _release(version: str) -> list[str]:
+def release_parts(version: str) -> list[str]:
     return re.split(r"[.+]", version)
 
 
@@ -245,7 +306,7 @@ def check_library_versions(recorded: Mapping[str, str]) -> list[str]:
                 "retrain it with `make train`"
             )
         installed = importlib_metadata.version(library)
-        if _release(trained)[:parts] != _release(installed)[:parts]:
+        if release_parts(trained)[:parts] != release_parts(installed)[:parts]:
             raise ArtifactError(
                 f"the model was trained with {library} {trained} but {installed} is installed; "
                 f"retrain it with `make train` or install {library}=={trained}"
@@ -260,7 +321,8 @@ def file_sha256(path: Path) -> str:
         return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
-def _unpickle(path: Path) -> tuple[Any, list[str]]:
+def unpickle(path: Path) -> tuple[Any, list[str]]:
+    """Load a joblib file, returning the warnings it raised instead of printing them."""
     # The sha256 check before this guards against a damaged or swapped file, not an
     # attacker: loading a pickle runs code, so only load artifacts you trust.
     with warnings.catch_warnings(record=True) as caught:
@@ -278,9 +340,11 @@ def _unpickle(path: Path) -> tuple[Any, list[str]]:
 def load_predictor(
     directory: Path,
     *,
-    features: Mapping[str, str],
+    task: Task,
+    features: Sequence[FeatureSpec],
     class_labels: Sequence[str],
-    example: Mapping[str, float],
+    example: Mapping[str, Any],
+    threshold: float | None = None,
 ) -> tuple[Predictor, list[str]]:
     """Verify the artifact in ``directory`` and load it; return it with notes to log.
 
@@ -288,7 +352,7 @@ def load_predictor(
     refused before any of its code is executed.
     """
     metadata = read_metadata(directory)
-    check_schema(metadata, features, class_labels)
+    check_schema(metadata, task, features, class_labels)
     notes = check_library_versions(metadata.library_versions)
     model_path = directory / MODEL_FILE
     if not model_path.is_file():
@@ -300,17 +364,25 @@ def load_predictor(
             f"{metadata.model_sha256[:12]}…: the file changed after training; "
             "retrain with `make train` or restore the original file"
         )
-    estimator, warnings_raised = _unpickle(model_path)
-    predictor = Predictor(estimator, metadata)
+    estimator, warnings_raised = unpickle(model_path)
+    predictor = Predictor(estimator, metadata, threshold=threshold)
     predictor.warm_up(example)
     return predictor, notes + warnings_raised
 
 
 def load_service_model(settings: Settings) -> tuple[Predictor, list[str]]:
     """Load the model ``settings`` point at, checked against this service's schema."""
-    return load_predictor(
+    predictor, notes = load_predictor(
         resolve_artifact_dir(settings.model_dir, settings.model_version),
-        features=FEATURE_TYPES,
+        task=TASK,
+        features=FEATURES,
         class_labels=CLASS_LABELS,
         example=FEATURE_EXAMPLE,
+        threshold=settings.decision_threshold or DECISION_THRESHOLD,
     )
+    if predictor.metadata.source.data.startswith("synthetic"):
+        notes.append(
+            "the model learned from synthetic rows, so its predictions mean nothing: "
+            "train it on your data (make train DATA=...)"
+        )
+    return predictor, notes

@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(
         default=1000, ge=1, le=100_000, description="Most rows /v1/predict/batch accepts."
     )
+    decision_threshold: float | None = Field(
+        default=None,
+        gt=0.0,
+        lt=1.0,
+        description="Binary classifiers: overrides the threshold answered to the template.",
+    )
 
 
 class ServerSettings(BaseSettings):

@@ -1,43 +1,41 @@
-"""Train the demo model and write a versioned artifact folder.
+"""Train the model and write a versioned artifact folder.
 
-    python -m training.train --model-version 1.0.0           # writes artifacts/1.0.0/
-    python -m training.train --model-version 1.0.0 --force   # replaces that version
+    python -m training.train --model-version 1.0.0               # writes artifacts/1.0.0/
+    python -m training.train --model-version 1.1.0 --data my.csv # trains on a CSV instead
+    python -m training.train --model-version 1.0.0 --force       # replaces that version
 
-The folder holds ``model.joblib`` and ``metadata.json``: the features in order,
-the classes, hold-out metrics, library versions, and sha256 hashes of the model
-file and of the training data. The service refuses a folder whose files disagree.
-Training is deterministic: the same data and versions give the same model file.
+This is the file to edit to train your own model: `build_pipeline` returns the
+whole model, preprocessing included, and is saved as one file, so the service
+never re-implements a training transform. The artifact folder also holds
+metadata.json: the features, the classes, hold-out metrics, library versions,
+reference statistics for drift monitoring, and sha256 hashes of the model file
+and of the training data. Training is deterministic: the same data and library
+versions give the same model file.
 """
 
 import argparse
-import hashlib
-import re
-import shutil
-import tempfile
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 
-import joblib
-import numpy as np
-import numpy.typing as npt
 import structlog
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score, log_loss
-from sklearn.model_selection import train_test_split
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from app.model import METADATA_FILE, MODEL_FILE, ArtifactMetadata, FeatureSpec, file_sha256
+from app.features import FeatureSpec, Task, encode_rows
+from app.model import ModelSource
 from app.observability.logging import configure_logging
-from app.schemas import CLASS_LABELS, FEATURE_TYPES
-from app.settings import VERSION_PATTERN
-from training.data import Dataset, TrainingDataError, load_dataset
+from app.schemas import CLASS_LABELS, DECISION_THRESHOLD, FEATURES, TARGET, TASK
+from training.artifact import ArtifactExists, check_version, evaluate, predictor_for, save, split
+from training.data import load_dataset
+from training.tabular import DataError, Dataset, read_csv
 
 RANDOM_STATE = 42
 TEST_FRACTION = 0.25
-RECORDED_LIBRARIES = ("scikit-learn", "numpy", "joblib")
+MISSING = "(missing)"
+"""The category a missing value of an optional categorical feature becomes."""
 
 logger = structlog.stdlib.get_logger("training")
 
@@ -46,100 +44,103 @@ class TrainingError(Exception):
     """Training cannot produce the requested artifact."""
 
 
-def build_pipeline() -> Pipeline:
-    return Pipeline(
-        [
-            ("scale", StandardScaler()),
-            ("classify", LogisticRegression(max_iter=1000, random_state=RANDOM_STATE)),
-        ]
+def build_pipeline(features: Sequence[FeatureSpec], task: Task) -> Pipeline:
+    """Preprocessing and estimator, in one Pipeline over ``encode_rows`` matrices.
+
+    Missing values (optional features only): a number or boolean gets the training
+    median plus a column flagging that it was missing; a category becomes the
+    category "(missing)". Numbers are standardised; categories one-hot encoded,
+    and a value unseen in training encodes as all zeros.
+    """
+    numbers = [i for i, feature in enumerate(features) if feature.type != "categorical"]
+    categories = [i for i, feature in enumerate(features) if feature.type == "categorical"]
+    number_steps: list[tuple[str, object]] = []
+    if any(features[i].optional for i in numbers):
+        number_steps.append(("impute", SimpleImputer(strategy="median", add_indicator=True)))
+    number_steps.append(("scale", StandardScaler()))
+    preprocess: Pipeline | ColumnTransformer = Pipeline(number_steps)
+    if categories:
+        category_steps: list[tuple[str, object]] = []
+        if any(features[i].optional for i in categories):
+            category_steps.append(
+                ("impute", SimpleImputer(strategy="constant", fill_value=MISSING))
+            )
+        encoder = OneHotEncoder(
+            categories=[[*features[i].values, MISSING] for i in categories],
+            handle_unknown="ignore",
+        )
+        category_steps.append(("encode", encoder))
+        parts = [("categories", Pipeline(category_steps), categories)]
+        if numbers:
+            parts.insert(0, ("numbers", preprocess, numbers))
+        preprocess = ColumnTransformer(parts)
+    estimator = (
+        LogisticRegression(max_iter=1000, random_state=RANDOM_STATE)
+        if task == "classification"
+        else Ridge(alpha=1.0)
     )
+    return Pipeline([("preprocess", preprocess), ("model", estimator)])
 
 
-def dataset_sha256(dataset: Dataset) -> str:
-    digest = hashlib.sha256(np.ascontiguousarray(dataset.features).tobytes())
-    digest.update("\n".join(dataset.target.tolist()).encode("utf-8"))
-    return digest.hexdigest()
+def load(data: Path | None) -> Dataset:
+    if data is None:
+        return load_dataset()
+    return read_csv(data, FEATURES, target=TARGET, task=TASK, class_labels=CLASS_LABELS)
 
 
-def evaluate(
-    model: Pipeline, features: npt.NDArray[np.float64], target: npt.NDArray[np.str_]
-) -> dict[str, float]:
-    predicted = model.predict(features)
-    return {
-        "accuracy": round(float(accuracy_score(target, predicted)), 6),
-        "f1_macro": round(float(f1_score(target, predicted, average="macro")), 6),
-        "log_loss": round(
-            float(log_loss(target, model.predict_proba(features), labels=model.classes_)), 6
-        ),
-    }
-
-
-def train(out_dir: Path, model_version: str, *, force: bool = False) -> Path:
-    """Train, evaluate on a held-out split, and write ``out_dir/model_version``."""
-    if not re.fullmatch(VERSION_PATTERN, model_version):
-        raise TrainingError(
-            f"model version {model_version!r} is not usable as a folder name: "
-            "use letters, digits, dots, dashes and underscores, starting with a letter or digit"
-        )
-    target_dir = out_dir / model_version
-    if target_dir.exists() and not force:
-        raise TrainingError(
-            f"{target_dir} already exists and a version is never silently replaced: "
-            "choose a new MODEL_VERSION, or pass --force (make train FORCE=1)"
-        )
+def train(
+    out_dir: Path, model_version: str, *, data: Path | None = None, force: bool = False
+) -> Path:
+    """Train on ``data`` (default: the project's data set), evaluate on a held-out
+    split, and write ``out_dir/model_version``."""
     try:
-        dataset = load_dataset()
-    except TrainingDataError as exc:
+        target_dir = check_version(out_dir, model_version, force=force)
+        dataset = load(data)
+    except (ValueError, ArtifactExists, DataError) as exc:
         raise TrainingError(str(exc)) from None
-    x_train, x_test, y_train, y_test = train_test_split(
-        dataset.features,
-        dataset.target,
-        test_size=TEST_FRACTION,
-        random_state=RANDOM_STATE,
-        stratify=dataset.target,
+    training, test = split(dataset, TASK, TEST_FRACTION, RANDOM_STATE)
+    model = build_pipeline(FEATURES, TASK).fit(
+        encode_rows(training.rows, FEATURES), training.target
     )
-    model = build_pipeline().fit(x_train, y_train)
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # Written in a hidden folder, then renamed: a crash never leaves half an artifact.
-    staging = Path(tempfile.mkdtemp(prefix=f".{model_version}-", dir=out_dir))
-    try:
-        joblib.dump(model, staging / MODEL_FILE)
-        metadata = ArtifactMetadata(
-            model_version=model_version,
-            task="classification",
-            target=dataset.target_name,
-            features=tuple(
-                FeatureSpec.model_validate({"name": name, "type": kind})
-                for name, kind in FEATURE_TYPES.items()
-            ),
-            classes=CLASS_LABELS,
-            metrics=evaluate(model, x_test, y_test),
-            library_versions={
-                name: importlib_metadata.version(name) for name in RECORDED_LIBRARIES
-            },
-            trained_at=datetime.now(UTC),
-            model_sha256=file_sha256(staging / MODEL_FILE),
-            training_data_sha256=dataset_sha256(dataset),
-            training_rows=len(y_train),
-            test_rows=len(y_test),
-        )
-        (staging / METADATA_FILE).write_text(
-            metadata.model_dump_json(indent=2) + "\n", encoding="utf-8"
-        )
-        if target_dir.exists():
-            shutil.rmtree(target_dir)
-        staging.rename(target_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    predictor = predictor_for(
+        model,
+        model_version=model_version,
+        task=TASK,
+        target=TARGET,
+        features=FEATURES,
+        classes=CLASS_LABELS,
+        threshold=DECISION_THRESHOLD,
+        input_format="array",
+        source=ModelSource(kind="trained", data=dataset.source, estimator=describe(model)),
+    )
+    metrics = evaluate(predictor, test)
+    save(
+        predictor,
+        model,
+        target_dir,
+        data=dataset,
+        metrics=metrics,
+        evaluation=f"held-out {TEST_FRACTION:.0%} of the data, never trained on",
+        training_rows=len(training.rows),
+        evaluation_rows=len(test.rows),
+    )
     logger.info(
         "model trained",
         model_version=model_version,
         path=str(target_dir),
         data=dataset.source,
-        **metadata.metrics,
+        **metrics,
     )
+    if dataset.source.startswith("synthetic"):
+        logger.warning(
+            "trained on synthetic rows: the service runs, but its predictions mean nothing; "
+            "put your data in data/train.csv (or pass DATA=path) and train again"
+        )
     return target_dir
+
+
+def describe(model: Pipeline) -> str:
+    return " -> ".join(type(step).__name__ for _, step in model.steps)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -150,11 +151,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--model-version", required=True, help="folder name of the artifact")
     parser.add_argument("--out", type=Path, default=Path("artifacts"), help="artifact root")
+    parser.add_argument("--data", type=Path, help="CSV to train on instead of the project's data")
     parser.add_argument("--force", action="store_true", help="replace an existing version")
     args = parser.parse_args(argv)
     configure_logging()
     try:
-        train(args.out, args.model_version, force=args.force)
+        train(args.out, args.model_version, data=args.data, force=args.force)
     except TrainingError as exc:
         logger.error("training failed", error=str(exc))
         return 1

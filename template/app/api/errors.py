@@ -17,11 +17,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-from app.errors import ArtifactError, BatchTooLarge, ModelNotReady, ServiceError
+from app.errors import ArtifactError, BatchTooLarge, ModelNotReady, PredictionFailed, ServiceError
 from app.observability.context import current_request_id
 
 STATUS_BY_ERROR: Final[dict[type[ServiceError], int]] = {
     BatchTooLarge: 413,
+    PredictionFailed: 500,
     ModelNotReady: 503,
     ArtifactError: 503,
 }

@@ -3,6 +3,7 @@
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import asdict
 from typing import Any
 
 import pytest
@@ -12,23 +13,43 @@ from httpx2 import Response
 from app.api.deps import get_predictor
 from app.main import create_app
 from app.model import Predictor
-from app.schemas import CLASS_LABELS, FEATURE_EXAMPLE, FEATURE_TYPES, Features
+from app.schemas import FEATURE_EXAMPLE, FEATURES, Features
 from app.settings import Settings
+from tests.checks import assert_sound_response
 
-FIRST_FEATURE = next(iter(FEATURE_TYPES))
-TYPE_ERROR = {"float": "float_type", "integer": "int_type"}[FEATURE_TYPES[FIRST_FEATURE]]
-NON_FINITE_ERROR = {"float": "finite_number", "integer": "int_type"}[FEATURE_TYPES[FIRST_FEATURE]]
+FIRST = FEATURES[0]
+REQUIRED = next((feature for feature in FEATURES if not feature.optional), FIRST)
+NON_FINITE_ERROR = {
+    "float": "finite_number",
+    "integer": "int_type",
+    "boolean": "bool_type",
+    "categorical": "literal_error",
+}[FIRST.type]
+TYPE_ERROR = {
+    "float": "float_type",
+    "integer": "int_type",
+    "boolean": "bool_type",
+    "categorical": "literal_error",
+}
+
+
+def field_schema(name: str) -> dict[str, Any]:
+    schema: dict[str, Any] = Features.model_json_schema()["properties"][name]
+    return next((part for part in schema.get("anyOf", []) if part.get("type") != "null"), schema)
 
 
 def invalid_values() -> list[tuple[dict[str, object], str, str]]:
     """One wrong value per kind of check the schema makes, for the fields that make it."""
     cases: list[tuple[dict[str, object], str, str]] = [
-        ({FIRST_FEATURE: "5"}, FIRST_FEATURE, TYPE_ERROR),
-        ({FIRST_FEATURE: True}, FIRST_FEATURE, TYPE_ERROR),
-        ({FIRST_FEATURE: None}, FIRST_FEATURE, TYPE_ERROR),
-        ({"colour": "red"}, "colour", "extra_forbidden"),
+        ({"colour_x": "red"}, "colour_x", "extra_forbidden")
     ]
-    for name, schema in Features.model_json_schema()["properties"].items():
+    for feature in FEATURES:
+        name, kind = feature.name, TYPE_ERROR[feature.type]
+        wrong = {"boolean": "yes", "categorical": "not-a-value"}.get(feature.type, "5")
+        cases.append(({name: wrong}, name, kind))
+        if not feature.optional:
+            cases.append(({name: None}, name, kind))
+        schema = field_schema(name)
         if "maximum" in schema:
             cases.append(({name: schema["maximum"] + 1}, name, "less_than_equal"))
         if "minimum" in schema:
@@ -47,19 +68,35 @@ def assert_error(response: Response, status: int, code: str) -> dict[str, Any]:
     return error
 
 
-def test_predict_returns_label_probabilities_version_and_id(
+def test_predict_returns_a_prediction_its_model_version_and_an_id(
     client: TestClient, model_version: str
 ) -> None:
     response = client.post("/v1/predict", json=FEATURE_EXAMPLE)
 
     assert response.status_code == 200
     body = response.json()
-    assert body["label"] in CLASS_LABELS
-    assert set(body["probabilities"]) == set(CLASS_LABELS)
-    assert body["probability"] == max(body["probabilities"].values())
-    assert sum(body["probabilities"].values()) == pytest.approx(1.0)
+    assert_sound_response(body)
     assert body["model_version"] == model_version
     assert re.fullmatch(r"[0-9a-f]{32}", body["prediction_id"])
+
+
+def test_prediction_equals_the_model_s_own_answer(client: TestClient, predictor: Predictor) -> None:
+    [expected] = predictor.predict([FEATURE_EXAMPLE])
+
+    body = client.post("/v1/predict", json=FEATURE_EXAMPLE).json()
+
+    assert {key: body[key] for key in asdict(expected) if key in body} == {
+        key: value for key, value in asdict(expected).items() if value is not None
+    }
+
+
+def test_optional_features_may_be_left_out(client: TestClient) -> None:
+    row = {f.name: FEATURE_EXAMPLE[f.name] for f in FEATURES if not f.optional}
+
+    response = client.post("/v1/predict", json=row)
+
+    assert response.status_code == 200, response.text
+    assert_sound_response(response.json())
 
 
 def test_each_prediction_gets_its_own_id(client: TestClient) -> None:
@@ -92,7 +129,11 @@ def test_batch_returns_one_prediction_per_row_in_order(
 
     assert response.status_code == 200
     predictions = response.json()["predictions"]
-    assert [p["label"] for p in predictions] == [r.label for r in predictor.predict(rows)]
+    expected = predictor.predict(rows)
+    assert len(predictions) == len(expected) == 3
+    for body, result in zip(predictions, expected, strict=True):
+        assert_sound_response(body)
+        assert all(body[key] == value for key, value in asdict(result).items() if value is not None)
     assert len({p["prediction_id"] for p in predictions}) == 3
 
 
@@ -102,9 +143,10 @@ def test_model_describes_the_loaded_artifact(client: TestClient, predictor: Pred
     assert response.status_code == 200
     body = response.json()
     assert body["model_version"] == predictor.version
-    assert [feature["name"] for feature in body["features"]] == list(FEATURE_TYPES)
+    assert [feature["name"] for feature in body["features"]] == [f.name for f in FEATURES]
     assert body["model_sha256"] == predictor.metadata.model_sha256
-    assert "accuracy" in body["metrics"]
+    assert body["metrics"] == predictor.metadata.metrics
+    assert body["decision_threshold"] == predictor.threshold
 
 
 def test_health_and_ready_answer_once_loaded(client: TestClient, model_version: str) -> None:
@@ -133,27 +175,29 @@ def test_invalid_field_is_refused_naming_it(
     assert error["message"].startswith(f"{field}: ")
 
 
-def test_missing_field_is_refused_naming_it(client: TestClient) -> None:
-    row = {name: value for name, value in FEATURE_EXAMPLE.items() if name != FIRST_FEATURE}
+def test_missing_required_field_is_refused_naming_it(client: TestClient) -> None:
+    row = {name: value for name, value in FEATURE_EXAMPLE.items() if name != REQUIRED.name}
 
-    error = assert_error(client.post("/v1/predict", json=row), 422, "validation_failed")
+    response = client.post("/v1/predict", json=row)
 
-    assert error["details"] == [
-        {"field": FIRST_FEATURE, "message": "Field required", "type": "missing"}
-    ]
+    if REQUIRED.optional:  # every feature is optional: leaving one out is allowed
+        assert response.status_code == 200
+    else:
+        error = assert_error(response, 422, "validation_failed")
+        assert error["details"] == [
+            {"field": REQUIRED.name, "message": "Field required", "type": "missing"}
+        ]
 
 
 def test_non_finite_number_is_refused(client: TestClient) -> None:
-    body = json.dumps({**FEATURE_EXAMPLE, FIRST_FEATURE: "NaN"}).replace('"NaN"', "NaN")
+    body = json.dumps({**FEATURE_EXAMPLE, FIRST.name: "NaN"}).replace('"NaN"', "NaN")
 
     response = client.post(
         "/v1/predict", content=body, headers={"content-type": "application/json"}
     )
 
     error = assert_error(response, 422, "validation_failed")
-    assert [(d["field"], d["type"]) for d in error["details"]] == [
-        (FIRST_FEATURE, NON_FINITE_ERROR)
-    ]
+    assert [(d["field"], d["type"]) for d in error["details"]] == [(FIRST.name, NON_FINITE_ERROR)]
 
 
 def test_malformed_json_is_a_bad_request(client: TestClient) -> None:
@@ -172,7 +216,7 @@ def test_empty_body_is_refused(client: TestClient) -> None:
 
 
 def test_body_that_is_not_json_is_an_unsupported_media_type(client: TestClient) -> None:
-    response = client.post("/v1/predict", data={FIRST_FEATURE: "1"})
+    response = client.post("/v1/predict", data={FIRST.name: "1"})
 
     error = assert_error(response, 415, "unsupported_media_type")
     assert "application/json" in error["message"]
@@ -185,13 +229,13 @@ def test_body_that_is_not_an_object_is_refused(client: TestClient) -> None:
 
 
 def test_invalid_row_of_a_batch_is_named_by_its_position(client: TestClient) -> None:
-    rows = [FEATURE_EXAMPLE, {**FEATURE_EXAMPLE, FIRST_FEATURE: "x"}]
+    rows = [FEATURE_EXAMPLE, {**FEATURE_EXAMPLE, FIRST.name: "x"}]
 
     error = assert_error(
         client.post("/v1/predict/batch", json={"rows": rows}), 422, "validation_failed"
     )
 
-    assert [d["field"] for d in error["details"]] == [f"rows[1].{FIRST_FEATURE}"]
+    assert [d["field"] for d in error["details"]] == [f"rows[1].{FIRST.name}"]
 
 
 def test_empty_batch_is_refused(client: TestClient) -> None:

@@ -7,7 +7,6 @@ from typing import Any
 
 import joblib
 import pytest
-from sklearn.linear_model import LinearRegression
 
 from app.errors import ArtifactError
 from app.model import (
@@ -17,6 +16,7 @@ from app.model import (
     load_service_model,
     resolve_artifact_dir,
 )
+from app.schemas import TASK
 from app.settings import Settings
 
 
@@ -29,8 +29,9 @@ def artifact(model_dir: Path, model_version: str, tmp_path: Path) -> Path:
 
 
 def load(artifact: Path) -> list[str]:
+    """Load the artifact as the service does; return its notes about library versions."""
     _, notes = load_service_model(Settings(model_dir=artifact.parent, model_version=artifact.name))
-    return notes
+    return [note for note in notes if "synthetic" not in note]
 
 
 def edit_metadata(artifact: Path, **changes: Any) -> None:
@@ -124,11 +125,19 @@ def test_corrupt_model_file_is_refused(artifact: Path) -> None:
         load(artifact)
 
 
-def test_model_without_probabilities_is_refused(artifact: Path, tmp_path: Path) -> None:
-    joblib.dump(LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0]), tmp_path / "other.joblib")
+def test_file_that_is_not_a_model_is_refused(artifact: Path, tmp_path: Path) -> None:
+    joblib.dump({"not": "a model"}, tmp_path / "other.joblib")
     replace_model(artifact, (tmp_path / "other.joblib").read_bytes())
 
-    with pytest.raises(ArtifactError, match=r"has no predict_proba"):
+    with pytest.raises(ArtifactError, match=r"has no predict"):
+        load(artifact)
+
+
+def test_model_made_for_the_other_task_is_refused(artifact: Path) -> None:
+    other = "regression" if TASK == "classification" else "classification"
+    edit_metadata(artifact, task=other)
+
+    with pytest.raises(ArtifactError, match=rf"does {other} but this service does {TASK}"):
         load(artifact)
 
 
@@ -145,7 +154,7 @@ def test_features_in_another_order_are_refused(artifact: Path) -> None:
     document = json.loads((artifact / METADATA_FILE).read_text())
     edit_metadata(artifact, features=document["features"][::-1])
 
-    with pytest.raises(ArtifactError, match=r"same names, different order or types"):
+    with pytest.raises(ArtifactError, match=r"same names, different order, types"):
         load(artifact)
 
 

@@ -45,3 +45,13 @@ def test_worker_count_out_of_range_is_reported_by_its_variable(
 
     with pytest.raises(ConfigError, match=r"WEB_CONCURRENCY: Input should be greater than"):
         load_server_settings()
+
+
+@pytest.mark.parametrize("threshold", ["0", "1", "1.5", "high"])
+def test_decision_threshold_must_lie_strictly_between_0_and_1(
+    monkeypatch: pytest.MonkeyPatch, threshold: str
+) -> None:
+    monkeypatch.setenv("APP_DECISION_THRESHOLD", threshold)
+
+    with pytest.raises(ConfigError, match=r"APP_DECISION_THRESHOLD: Input should be"):
+        load_settings()

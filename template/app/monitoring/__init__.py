@@ -1,0 +1,1 @@
+"""Watching the model in production: reference statistics from training, drift later."""

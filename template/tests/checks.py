@@ -1,0 +1,32 @@
+"""Assertions every variant's predictions must pass, whatever the task."""
+
+import math
+from typing import Any
+
+from app.model import ClassPrediction, Prediction, ValuePrediction
+from app.schemas import CLASS_LABELS, DECISION_THRESHOLD, TASK
+
+
+def assert_sound_prediction(prediction: Prediction) -> None:
+    if TASK == "regression":
+        assert isinstance(prediction, ValuePrediction)
+        assert math.isfinite(prediction.value)
+        return
+    assert isinstance(prediction, ClassPrediction)
+    assert prediction.label in CLASS_LABELS
+    assert set(prediction.probabilities) == set(CLASS_LABELS)
+    assert math.isclose(sum(prediction.probabilities.values()), 1.0, abs_tol=1e-9)
+    assert prediction.probabilities[prediction.label] == prediction.probability
+    assert prediction.threshold == DECISION_THRESHOLD
+
+
+def assert_sound_response(body: dict[str, Any]) -> None:
+    """A /v1/predict body, or one item of a batch, holds a sound prediction."""
+    if TASK == "regression":
+        assert math.isfinite(body["value"])
+        return
+    assert body["label"] in CLASS_LABELS
+    assert set(body["probabilities"]) == set(CLASS_LABELS)
+    assert math.isclose(sum(body["probabilities"].values()), 1.0, abs_tol=1e-9)
+    assert body["probability"] == body["probabilities"][body["label"]]
+    assert body.get("threshold") == DECISION_THRESHOLD
