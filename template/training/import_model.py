@@ -25,6 +25,7 @@ from typing import Any
 
 import joblib
 import structlog
+from sklearn.base import is_classifier, is_regressor
 from sklearn.exceptions import InconsistentVersionWarning, NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
@@ -85,6 +86,11 @@ def check_model(model: Any) -> InputFormat:
         raise ImportRefused(
             f"a {type(model).__name__} is not a scikit-learn estimator or Pipeline"
         ) from None
+    kind, fits = (
+        ("classifier", is_classifier) if TASK == "classification" else ("regressor", is_regressor)
+    )
+    if not fits(model):
+        raise ImportRefused(f"a {TASK} service needs a {kind}; {describe_model(model)} is not one")
     method = "predict_proba" if TASK == "classification" else "predict"
     if not callable(getattr(model, method, None)):
         raise ImportRefused(f"a {TASK} service needs a model with {method}(); this one has none")

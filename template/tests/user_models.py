@@ -1,0 +1,54 @@
+"""Models built the way a user would build them outside this project, to import."""
+
+from pathlib import Path
+
+import joblib
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from app.schemas import FEATURES, TARGET, TASK
+
+
+def estimator_for(task: str) -> LogisticRegression | Ridge:
+    return LogisticRegression(max_iter=1000) if task == "classification" else Ridge()
+
+
+def user_pipeline(task: str = TASK) -> Pipeline:
+    """A model as a user might build it: a ColumnTransformer over named DataFrame columns."""
+    numbers = [f.source_column for f in FEATURES if f.type != "categorical"]
+    categories = [f.source_column for f in FEATURES if f.type == "categorical"]
+    parts: list[tuple[str, Pipeline, list[str]]] = []
+    if numbers:
+        parts.append(("numbers", make_pipeline(SimpleImputer(), StandardScaler()), numbers))
+    if categories:
+        encoder = OneHotEncoder(handle_unknown="ignore")
+        parts.append(
+            (
+                "categories",
+                make_pipeline(SimpleImputer(strategy="most_frequent"), encoder),
+                categories,
+            )
+        )
+    return make_pipeline(ColumnTransformer(parts), estimator_for(task))
+
+
+def features_of(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[[feature.source_column for feature in FEATURES]]
+
+
+def target_of(frame: pd.DataFrame, task: str = TASK) -> pd.Series:
+    if task == TASK:
+        return frame[TARGET]
+    if TASK == "classification":  # a number standing for each label, for a regressor
+        return frame[TARGET].astype("category").cat.codes.astype(float)
+    return (frame[TARGET] > frame[TARGET].median()).map({True: "high", False: "low"})
+
+
+def saved(model: object, tmp_path: Path, name: str = "model.joblib") -> Path:
+    path = tmp_path / name
+    joblib.dump(model, path)
+    return path
