@@ -6,6 +6,7 @@ python -m app openapi    write the OpenAPI document (the API contract) as JSON
 
 import argparse
 import json
+import multiprocessing
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,8 +15,9 @@ from typing import NoReturn
 import structlog
 
 from app.errors import ServiceError
-from app.model import load_service_model
+from app.model import Predictor, load_service_model
 from app.observability.logging import configure_logging
+from app.schemas import FEATURE_EXAMPLE
 from app.settings import load_server_settings, load_settings
 
 logger = structlog.stdlib.get_logger("app.cli")
@@ -32,16 +34,22 @@ def preflight() -> bool:
     """Check everything start-up needs; on failure log one line saying what to fix.
 
     The server runs this once in its master process before starting workers, so a
-    bad setting or artifact stops it with that line instead of a traceback per worker.
+    bad setting or artifact stops it with that line instead of a traceback per
+    worker. The master unpickles the model, so workers inherit the libraries it
+    imports, but never predicts with it: native thread pools such as OpenMP's do
+    not survive fork(), and a worker forked after one started would hang. The
+    warm-up prediction runs in a short-lived child process instead.
     """
     configure_logging()
     try:
         load_server_settings()
         settings = load_settings()
         configure_logging(settings.log_level, settings.log_format)
-        predictor, notes = load_service_model(settings)
+        predictor, notes = load_service_model(settings, warm_up=False)
     except ServiceError as exc:
         logger.error("cannot start", error=exc.message)
+        return False
+    if not _warm_up_in_child(predictor):
         return False
     for note in notes:
         logger.warning("model loaded with a difference", note=note)
@@ -51,6 +59,21 @@ def preflight() -> bool:
         metrics=predictor.metadata.metrics,
     )
     return True
+
+
+def _warm_up_and_exit(predictor: Predictor) -> None:
+    try:
+        predictor.warm_up(FEATURE_EXAMPLE)
+    except ServiceError as exc:
+        logger.error("cannot start", error=exc.message)
+        sys.exit(1)
+
+
+def _warm_up_in_child(predictor: Predictor) -> bool:
+    child = multiprocessing.get_context("fork").Process(target=_warm_up_and_exit, args=(predictor,))
+    child.start()
+    child.join()
+    return child.exitcode == 0
 
 
 def _write_openapi(output: Path | None) -> None:

@@ -345,6 +345,7 @@ def load_predictor(
     class_labels: Sequence[str],
     example: Mapping[str, Any],
     threshold: float | None = None,
+    warm_up: bool = True,
 ) -> tuple[Predictor, list[str]]:
     """Verify the artifact in ``directory`` and load it; return it with notes to log.
 
@@ -366,11 +367,12 @@ def load_predictor(
         )
     estimator, warnings_raised = unpickle(model_path)
     predictor = Predictor(estimator, metadata, threshold=threshold)
-    predictor.warm_up(example)
+    if warm_up:
+        predictor.warm_up(example)
     return predictor, notes + warnings_raised
 
 
-def load_service_model(settings: Settings) -> tuple[Predictor, list[str]]:
+def load_service_model(settings: Settings, *, warm_up: bool = True) -> tuple[Predictor, list[str]]:
     """Load the model ``settings`` point at, checked against this service's schema."""
     predictor, notes = load_predictor(
         resolve_artifact_dir(settings.model_dir, settings.model_version),
@@ -379,6 +381,7 @@ def load_service_model(settings: Settings) -> tuple[Predictor, list[str]]:
         class_labels=CLASS_LABELS,
         example=FEATURE_EXAMPLE,
         threshold=settings.decision_threshold or DECISION_THRESHOLD,
+        warm_up=warm_up,
     )
     if predictor.metadata.source.data.startswith("synthetic"):
         notes.append(

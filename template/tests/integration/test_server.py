@@ -16,9 +16,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
+import joblib
+import pandas as pd
 import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.pipeline import Pipeline
 
-from app.schemas import FEATURE_EXAMPLE
+from app.features import encode_rows
+from app.schemas import FEATURE_EXAMPLE, FEATURES, TARGET, TASK
+from training.data import load_dataset
+from training.import_model import import_model
+from training.train import build_pipeline
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30.0
@@ -118,6 +126,45 @@ def test_production_server_stops_cleanly_on_sigterm(model_dir: Path, model_versi
 
     assert process.returncode == 0, output
     assert "Traceback" not in output
+
+
+@pytest.fixture(scope="module")
+def threaded_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A gradient-boosting model: it predicts with OpenMP threads, which do not survive fork()."""
+    root = tmp_path_factory.mktemp("threaded")
+    dataset = load_dataset()
+    estimator = (
+        HistGradientBoostingClassifier(max_iter=20, random_state=0)
+        if TASK == "classification"
+        else HistGradientBoostingRegressor(max_iter=20, random_state=0)
+    )
+    preprocess = build_pipeline(FEATURES, TASK).steps[0][1]
+    model = Pipeline([("preprocess", preprocess), ("model", estimator)])
+    model.fit(encode_rows(dataset.rows, FEATURES), dataset.target)
+    joblib.dump(model, root / "model.joblib")
+    data = pd.DataFrame(dataset.rows).rename(columns={f.name: f.source_column for f in FEATURES})
+    data[TARGET] = dataset.target
+    data.to_csv(root / "data.csv", index=False)
+    import_model(root / "model.joblib", root / "data.csv", root / "artifacts", "threads")
+    return root / "artifacts"
+
+
+def test_model_using_native_threads_is_served_by_every_worker(threaded_model_dir: Path) -> None:
+    env = serving_env(threaded_model_dir, "threads", workers=2)
+    base_url = f"http://127.0.0.1:{env['PORT']}"
+    process = start_server(env)
+    try:
+        wait_until_ready(process, base_url)
+        with httpx2.Client(base_url=base_url, timeout=10) as client:
+            responses = [client.post("/v1/predict", json=FEATURE_EXAMPLE) for _ in range(20)]
+    finally:
+        output = stop(process)
+
+    assert {response.status_code for response in responses} == {200}, output
+    workers = {
+        line.split("pid: ")[1][:8] for line in output.splitlines() if "Booting worker" in line
+    }
+    assert len(workers) == 2
 
 
 def one_line_failure(env_overrides: dict[str, str]) -> str:
