@@ -154,7 +154,7 @@ def test_wrong_answer_is_refused_naming_the_question(
         render(tmp_path / "project", **{**others, question: answer})
 
     assert message in str(refusal.value)
-    assert not (tmp_path / "project" / "app").exists()
+    assert not (tmp_path / "project").exists()  # nothing is left behind
 
 
 def test_optional_parts_of_a_feature_get_sensible_defaults(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ def test_wrong_answer_is_one_line_naming_the_question(tmp_path: Path) -> None:
     assert result.stderr.splitlines() == [
         "error: Validation error for question 'workers': workers must be between 1 and 32, got 0"
     ]
-    assert not (tmp_path / "p" / "app").exists()
+    assert not (tmp_path / "p").exists()
 
 
 def test_answers_file_and_data_render_a_project(tmp_path: Path) -> None:
