@@ -88,11 +88,9 @@ def test_variant_contract_test_fails_when_the_api_changes(
     original_schemas, original_snapshot = schemas.read_text(), snapshot.read_text()
     contract_test = [project_env.get("UV", "uv"), "run", "pytest", "-q", "tests/contract"]
     try:
-        schemas.write_text(
-            original_schemas.replace(
-                'description="The most probable class."', 'description="Best."'
-            )
-        )
+        answered = 'description="Version of the model artifact that answered."'
+        assert answered in original_schemas
+        schemas.write_text(original_schemas.replace(answered, 'description="Changed."'))
 
         changed = run(contract_test, variant, project_env)
         succeed(["make", "contract-update"], variant, project_env)

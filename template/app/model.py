@@ -101,6 +101,7 @@ class Predictor:
         self._estimator = estimator
         self.metadata = metadata
         self._classes: tuple[str, ...] = ()
+        self._label_columns: tuple[tuple[str, int], ...] = ()
         self._positive: int | None = None
         self.threshold: float | None = None
         if metadata.task == "regression":
@@ -120,6 +121,10 @@ class Predictor:
                 f"the model predicts classes {list(self._classes)} "
                 f"but metadata.json lists {list(metadata.classes)}"
             )
+        # Probabilities are reported in the schema's order of the labels.
+        self._label_columns = tuple(
+            (label, self._classes.index(label)) for label in metadata.classes
+        )
         if len(self._classes) == 2:
             self._positive = self._classes.index(metadata.classes[-1])
             self.threshold = threshold if threshold is not None else metadata.decision_threshold
@@ -159,11 +164,12 @@ class Predictor:
             chosen = np.where(matrix[:, positive] >= self.threshold, positive, 1 - positive)
         else:
             chosen = matrix.argmax(axis=1)
+        columns = self._label_columns
         return [
             ClassPrediction(
                 label=classes[index],
                 probability=row[index],
-                probabilities=dict(zip(classes, row, strict=True)),
+                probabilities={label: row[column] for label, column in columns},
                 threshold=self.threshold,
             )
             for index, row in zip(chosen.tolist(), matrix.tolist(), strict=True)

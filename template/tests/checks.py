@@ -14,7 +14,7 @@ def assert_sound_prediction(prediction: Prediction) -> None:
         return
     assert isinstance(prediction, ClassPrediction)
     assert prediction.label in CLASS_LABELS
-    assert set(prediction.probabilities) == set(CLASS_LABELS)
+    assert list(prediction.probabilities) == list(CLASS_LABELS)  # in the schema's order
     assert math.isclose(sum(prediction.probabilities.values()), 1.0, abs_tol=1e-9)
     assert prediction.probabilities[prediction.label] == prediction.probability
     assert prediction.threshold == DECISION_THRESHOLD
@@ -26,7 +26,7 @@ def assert_sound_response(body: dict[str, Any]) -> None:
         assert math.isfinite(body["value"])
         return
     assert body["label"] in CLASS_LABELS
-    assert set(body["probabilities"]) == set(CLASS_LABELS)
+    assert list(body["probabilities"]) == list(CLASS_LABELS)  # in the schema's order
     assert math.isclose(sum(body["probabilities"].values()), 1.0, abs_tol=1e-9)
     assert body["probability"] == body["probabilities"][body["label"]]
     assert body.get("threshold") == DECISION_THRESHOLD
