@@ -6,6 +6,7 @@ from fastapi import Depends, Request
 
 from app.errors import ModelNotReady
 from app.model import Predictor
+from app.observability.observer import Observer
 from app.settings import Settings
 
 
@@ -21,5 +22,11 @@ def get_app_settings(request: Request) -> Settings:
     return settings
 
 
+def get_observer(request: Request) -> Observer | None:
+    observer: Observer | None = request.app.state.observer
+    return observer
+
+
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+ObserverDep = Annotated[Observer | None, Depends(get_observer)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]

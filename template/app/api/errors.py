@@ -10,7 +10,6 @@ header and the server's log line.
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -33,8 +32,6 @@ _CODE_BY_STATUS: Final = {
     413: "content_too_large",
     415: "unsupported_media_type",
 }
-
-logger = structlog.stdlib.get_logger("app.errors")
 
 
 class ErrorDetail(BaseModel):
@@ -95,7 +92,12 @@ def _is_json(request: Request) -> bool:
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
-    logger.info("request rejected", fields=[field_path(error["loc"]) for error in errors])
+    # Paths, never values: the request's log line says which fields were wrong.
+    fields = [field_path(error["loc"]) for error in errors]
+    request.state.invalid_fields = fields
+    observer = getattr(request.app.state, "observer", None)
+    if observer is not None:
+        observer.rejected(fields)
     for error in errors:
         if error["type"] == "json_invalid":
             reason = error.get("ctx", {}).get("error", "malformed JSON")

@@ -1,18 +1,21 @@
 """Prediction routes: one row, a batch of rows, and what model answers them."""
 
+import time
 from dataclasses import asdict
 from datetime import datetime
+from typing import Any
 from uuid import uuid4
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.deps import PredictorDep, SettingsDep
+from app.api.deps import ObserverDep, PredictorDep, SettingsDep
 from app.api.errors import ERROR_RESPONSES
 from app.errors import BatchTooLarge
 from app.features import FeatureSpec, InputFormat, Task
 from app.model import ModelSource, Predictor
 from app.model import Prediction as ModelPrediction
+from app.observability.observer import Observer
 from app.schemas import (
     BatchPredictionResponse,
     BatchRequest,
@@ -20,6 +23,7 @@ from app.schemas import (
     Prediction,
     PredictionResponse,
 )
+from app.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["predictions"])
 
@@ -53,21 +57,55 @@ def _fields(result: ModelPrediction) -> dict[str, object]:
     return fields
 
 
-def _predict(predictor: Predictor, rows: list[Features]) -> list[ModelPrediction]:
-    return predictor.predict([row.model_dump() for row in rows])
+def _redacted(row: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    return {
+        key: "[redacted]" if key in settings.log_redact else value for key, value in row.items()
+    }
+
+
+def _predict(
+    request: Request,
+    rows: list[Features],
+    predictor: Predictor,
+    settings: Settings,
+    observer: Observer | None,
+) -> list[dict[str, object]]:
+    """Predict ``rows`` and leave what the request's log line reports in its state."""
+    records = [row.model_dump() for row in rows]
+    started = time.perf_counter()
+    results = predictor.predict(records)
+    if observer is not None:
+        observer.predicted(results, time.perf_counter() - started)
+    answers = [_fields(result) for result in results]
+    if len(answers) == 1:
+        request.state.prediction_id = answers[0]["prediction_id"]
+    else:
+        request.state.predictions = len(answers)
+    if settings.log_payloads:
+        payload = [_redacted(record, settings) for record in records]
+        request.state.payload = payload[0] if len(payload) == 1 else payload
+    return answers
 
 
 @router.post("/predict", responses=ERROR_RESPONSES, summary="Predict one row")
-async def predict(features: Features, predictor: PredictorDep) -> PredictionResponse:
-    [result] = _predict(predictor, [features])
-    return PredictionResponse.model_validate(
-        {**_fields(result), "model_version": predictor.version}
-    )
+async def predict(
+    request: Request,
+    features: Features,
+    predictor: PredictorDep,
+    settings: SettingsDep,
+    observer: ObserverDep,
+) -> PredictionResponse:
+    [answer] = _predict(request, [features], predictor, settings, observer)
+    return PredictionResponse.model_validate({**answer, "model_version": predictor.version})
 
 
 @router.post("/predict/batch", responses=ERROR_RESPONSES, summary="Predict several rows")
 async def predict_batch(
-    batch: BatchRequest, predictor: PredictorDep, settings: SettingsDep
+    request: Request,
+    batch: BatchRequest,
+    predictor: PredictorDep,
+    settings: SettingsDep,
+    observer: ObserverDep,
 ) -> BatchPredictionResponse:
     if len(batch.rows) > settings.max_batch_size:
         raise BatchTooLarge(
@@ -81,10 +119,10 @@ async def predict_batch(
                 }
             ],
         )
-    results = _predict(predictor, batch.rows)
+    answers = _predict(request, batch.rows, predictor, settings, observer)
     return BatchPredictionResponse(
         model_version=predictor.version,
-        predictions=[Prediction.model_validate(_fields(result)) for result in results],
+        predictions=[Prediction.model_validate(answer) for answer in answers],
     )
 
 

@@ -1,5 +1,6 @@
 """Request context as pure ASGI middleware: a request id, one log line per request,
-and the 500 envelope for an exception nothing else handled.
+the monitoring observer's request hooks, and the 500 envelope for an exception
+nothing else handled.
 
 Pure ASGI rather than Starlette's ``BaseHTTPMiddleware``, which costs throughput
 and breaks context variables:
@@ -16,20 +17,25 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import error_response
 from app.observability.context import request_id_var
+from app.observability.observer import Observer
 
 REQUEST_ID_HEADER: Final = b"x-request-id"
+TRACEPARENT_HEADER: Final = b"traceparent"
 # Accept a caller's id only if it is short and safe to log and echo back.
 _VALID_REQUEST_ID: Final = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
-# Probes would drown the request log; their status is already visible to the prober.
-_UNLOGGED_PATHS: Final = frozenset({"/health", "/ready"})
+# https://www.w3.org/TR/trace-context/#traceparent-header-field-values
+_VALID_TRACEPARENT: Final = re.compile(rb"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+# Probes and scrapes would drown the request log and the traffic metrics; their
+# outcome is already visible to whoever calls them.
+_NOT_TRAFFIC: Final = frozenset({"/health", "/ready", "/metrics"})
 
 logger = structlog.stdlib.get_logger("app.request")
 
 
-def _incoming_request_id(scope: Scope) -> str | None:
+def _header(scope: Scope, wanted: bytes, valid: re.Pattern[bytes]) -> str | None:
     for name, value in scope["headers"]:
-        if name == REQUEST_ID_HEADER:
-            return value.decode("ascii") if _VALID_REQUEST_ID.fullmatch(value) else None
+        if name == wanted:
+            return value.decode("ascii") if valid.fullmatch(value) else None
     return None
 
 
@@ -41,17 +47,22 @@ class RequestContextMiddleware:
     the log only.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, observer: Observer | None = None) -> None:
         self.app = app
+        self.observer = observer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_request_id(scope) or uuid4().hex
+        request_id = _header(scope, REQUEST_ID_HEADER, _VALID_REQUEST_ID) or uuid4().hex
         header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
+        traffic = scope["path"] not in _NOT_TRAFFIC
+        observer = self.observer if traffic else None
         status: int | None = None
         started = time.perf_counter()
+        if observer is not None:
+            observer.request_started()
 
         async def send_with_request_id(message: Message) -> None:
             nonlocal status
@@ -77,14 +88,32 @@ class RequestContextMiddleware:
                     )
                     await response(scope, receive, send_with_request_id)
                 finally:
-                    if scope["path"] not in _UNLOGGED_PATHS:
-                        route = scope.get("route")
-                        logger.info(
-                            "request",
-                            method=scope["method"],
-                            route=getattr(route, "path", "unmatched"),
-                            status=status or 500,
-                            duration_ms=round((time.perf_counter() - started) * 1000, 3),
-                        )
+                    seconds = time.perf_counter() - started
+                    route = getattr(scope.get("route"), "path", "unmatched")
+                    if observer is not None:
+                        observer.request_finished(scope["method"], route, status or 500, seconds)
+                    if traffic:
+                        self._log(scope, route, status or 500, seconds)
         finally:
             request_id_var.reset(token)
+
+    @staticmethod
+    def _log(scope: Scope, route: str, status: int, seconds: float) -> None:
+        """The request's one canonical line, with what the routes left in its state."""
+        state = scope.get("state", {})
+        predictor = getattr(scope["app"].state, "predictor", None) if "app" in scope else None
+        fields: dict[str, object] = {
+            "method": scope["method"],
+            "route": route,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 3),
+        }
+        if predictor is not None:
+            fields["model_version"] = predictor.version
+        for key in ("prediction_id", "predictions", "invalid_fields", "payload"):
+            if key in state:
+                fields[key] = state[key]
+        traceparent = _header(scope, TRACEPARENT_HEADER, _VALID_TRACEPARENT)
+        if traceparent is not None:
+            fields["traceparent"] = traceparent
+        logger.info("request", **fields)

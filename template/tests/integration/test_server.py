@@ -1,17 +1,7 @@
-"""The production command, run for real: gunicorn with uvicorn workers over HTTP.
-
-Each test starts `deploy/entrypoint.sh` exactly as `make run` and the container do,
-on a free port of 127.0.0.1, and stops it by its process id.
-"""
+"""The production command, run for real: gunicorn with uvicorn workers over HTTP."""
 
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,81 +14,29 @@ from sklearn.pipeline import Pipeline
 
 from app.features import encode_rows
 from app.schemas import FEATURE_EXAMPLE, FEATURES, TARGET, TASK
+from tests.server import (
+    START_TIMEOUT,
+    free_port,
+    serving_env,
+    start_server,
+    stop,
+    wait_until_ready,
+)
 from training.data import load_dataset
 from training.import_model import import_model
 from training.train import build_pipeline
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def start_server(env_overrides: dict[str, str]) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        # The entrypoint runs gunicorn from this environment, as `uv run` would.
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "HOST": "127.0.0.1",
-        "APP_LOG_FORMAT": "json",
-        **env_overrides,
-    }
-    return subprocess.Popen(
-        ["sh", "deploy/entrypoint.sh"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def stop(process: subprocess.Popen[str]) -> str:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    output, _ = process.communicate(timeout=START_TIMEOUT)
-    return output
-
-
-def serving_env(model_dir: Path, model_version: str, workers: int) -> dict[str, str]:
-    return {
-        "PORT": str(free_port()),
-        "WEB_CONCURRENCY": str(workers),
-        "APP_MODEL_DIR": str(model_dir),
-        "APP_MODEL_VERSION": model_version,
-    }
-
-
-def wait_until_ready(process: subprocess.Popen[str], base_url: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"server exited while starting:\n{stop(process)}")
-        try:
-            if httpx2.get(f"{base_url}/ready", timeout=1).status_code == 200:
-                return
-        except httpx2.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"server not ready after {START_TIMEOUT}s:\n{stop(process)}")
-        time.sleep(0.1)
 
 
 @pytest.fixture
 def server(model_dir: Path, model_version: str) -> Iterator[str]:
     env = serving_env(model_dir, model_version, workers=2)
     base_url = f"http://127.0.0.1:{env['PORT']}"
-    process = start_server(env)
+    server = start_server(env)
     try:
-        wait_until_ready(process, base_url)
+        wait_until_ready(server, base_url)
         yield base_url
     finally:
-        stop(process)
+        stop(server)
 
 
 def test_production_server_answers_predictions(server: str, model_version: str) -> None:
@@ -119,12 +57,12 @@ def test_production_server_refuses_bad_input_with_the_envelope(server: str) -> N
 
 def test_production_server_stops_cleanly_on_sigterm(model_dir: Path, model_version: str) -> None:
     env = serving_env(model_dir, model_version, workers=1)
-    process = start_server(env)
-    wait_until_ready(process, f"http://127.0.0.1:{env['PORT']}")
+    server = start_server(env)
+    wait_until_ready(server, f"http://127.0.0.1:{env['PORT']}")
 
-    output = stop(process)
+    output = stop(server)
 
-    assert process.returncode == 0, output
+    assert server.process.returncode == 0, output
     assert "Traceback" not in output
 
 
@@ -152,13 +90,13 @@ def threaded_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_model_using_native_threads_is_served_by_every_worker(threaded_model_dir: Path) -> None:
     env = serving_env(threaded_model_dir, "threads", workers=2)
     base_url = f"http://127.0.0.1:{env['PORT']}"
-    process = start_server(env)
+    server = start_server(env)
     try:
-        wait_until_ready(process, base_url)
+        wait_until_ready(server, base_url)
         with httpx2.Client(base_url=base_url, timeout=10) as client:
             responses = [client.post("/v1/predict", json=FEATURE_EXAMPLE) for _ in range(20)]
     finally:
-        output = stop(process)
+        output = stop(server)
 
     assert {response.status_code for response in responses} == {200}, output
     workers = {
@@ -169,13 +107,14 @@ def test_model_using_native_threads_is_served_by_every_worker(threaded_model_dir
 
 def one_line_failure(env_overrides: dict[str, str]) -> str:
     """Start the server, expect it to stop by itself, and return its single error line."""
-    process = start_server({"PORT": str(free_port()), **env_overrides})
+    server = start_server({"PORT": str(free_port()), **env_overrides})
     try:
-        output, _ = process.communicate(timeout=START_TIMEOUT)
+        server.process.wait(timeout=START_TIMEOUT)
     finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode != 0, output
+        if server.process.poll() is None:
+            server.process.kill()
+    output = stop(server)
+    assert server.process.returncode != 0, output
     assert "Traceback" not in output, output
     errors = [line for line in output.splitlines() if '"level": "error"' in line]
     assert len(errors) == 1, output

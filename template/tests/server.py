@@ -1,0 +1,111 @@
+"""Starting the production command for real, on a free port of 127.0.0.1, and stopping it.
+
+Each server runs `deploy/entrypoint.sh` exactly as `make run` and the container
+do, and is stopped by its own process id.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx2
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+START_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    """A running server; its output goes to a file, which never fills up and blocks it."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_server(env_overrides: dict[str, str]) -> Server:
+    env = {
+        **os.environ,
+        # The entrypoint runs gunicorn from this environment, as `uv run` would.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "HOST": "127.0.0.1",
+        "APP_LOG_FORMAT": "json",
+        **env_overrides,
+    }
+    log = Path(tempfile.mkstemp(prefix="server-", suffix=".log")[1])
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            ["sh", "deploy/entrypoint.sh"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    return Server(process, log)
+
+
+def stop(server: Server) -> str:
+    """Stop the server with SIGTERM, as an orchestrator would; return all it printed."""
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGTERM)
+    server.process.wait(timeout=START_TIMEOUT)
+    output = server.output()
+    server.log.unlink(missing_ok=True)
+    return output
+
+
+def serving_env(model_dir: Path, model_version: str, workers: int) -> dict[str, str]:
+    return {
+        "PORT": str(free_port()),
+        "WEB_CONCURRENCY": str(workers),
+        "APP_MODEL_DIR": str(model_dir),
+        "APP_MODEL_VERSION": model_version,
+    }
+
+
+def wait_until_ready(server: Server, base_url: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        if server.process.poll() is not None:
+            pytest.fail(f"server exited while starting:\n{stop(server)}")
+        try:
+            if httpx2.get(f"{base_url}/ready", timeout=1).status_code == 200:
+                return
+        except httpx2.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"server not ready after {START_TIMEOUT}s:\n{stop(server)}")
+        time.sleep(0.1)
+
+
+def worker_pids(master: int) -> list[int]:
+    """The live gunicorn workers of ``master``: its child processes, read from /proc."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == master:
+            children.append(int(stat.parent.name))
+    return children
