@@ -23,7 +23,7 @@ BINS = 10
 class NumericReference(BaseModel):
     """Bins ``(-inf, edges[0]], (edges[0], edges[1]], ..., (edges[-1], inf)``.
 
-    Upper bounds are inclusive, like the ``le`` buckets of a Prometheus histogram.
+    Upper bounds are inclusive, like the ``le`` buckets of a cumulative histogram.
     """
 
     model_config = ConfigDict(frozen=True)

@@ -1,1 +1,1 @@
-"""What the service tells its operators: logs now, metrics and drift as they are added."""
+"""What the service tells its operators: structured logs and the request context."""

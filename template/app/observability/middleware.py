@@ -25,9 +25,8 @@ TRACEPARENT_HEADER: Final = b"traceparent"
 _VALID_REQUEST_ID: Final = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 # https://www.w3.org/TR/trace-context/#traceparent-header-field-values
 _VALID_TRACEPARENT: Final = re.compile(rb"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
-# Probes and scrapes would drown the request log and the traffic metrics; their
-# outcome is already visible to whoever calls them.
-_NOT_TRAFFIC: Final = frozenset({"/health", "/ready", "/metrics"})
+# Probes would drown the request log; whoever calls them sees the outcome anyway.
+PROBES: Final = frozenset({"/health", "/ready"})
 
 logger = structlog.stdlib.get_logger("app.request")
 
@@ -44,12 +43,12 @@ class RequestContextMiddleware:
 
     It is the outermost middleware the application adds, so an unexpected exception
     still gets the error envelope, with the request id, and its traceback goes to
-    the log only.
+    the log only. Requests to ``quiet_paths`` are neither logged nor observed.
     """
 
-    def __init__(self, app: ASGIApp, observer: Observer | None = None) -> None:
+    def __init__(self, app: ASGIApp, quiet_paths: frozenset[str] = PROBES) -> None:
         self.app = app
-        self.observer = observer
+        self.quiet_paths = quiet_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,8 +56,10 @@ class RequestContextMiddleware:
             return
         request_id = _header(scope, REQUEST_ID_HEADER, _VALID_REQUEST_ID) or uuid4().hex
         header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
-        traffic = scope["path"] not in _NOT_TRAFFIC
-        observer = self.observer if traffic else None
+        traffic = scope["path"] not in self.quiet_paths
+        # The application's observer, if any, is read per request: it may start with
+        # the application's lifespan, after this middleware is built.
+        observer: Observer | None = scope["app"].state.observer if traffic else None
         status: int | None = None
         started = time.perf_counter()
         if observer is not None:
@@ -101,7 +102,7 @@ class RequestContextMiddleware:
     def _log(scope: Scope, route: str, status: int, seconds: float) -> None:
         """The request's one canonical line, with what the routes left in its state."""
         state = scope.get("state", {})
-        predictor = getattr(scope["app"].state, "predictor", None) if "app" in scope else None
+        predictor = scope["app"].state.predictor
         fields: dict[str, object] = {
             "method": scope["method"],
             "route": route,

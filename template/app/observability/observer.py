@@ -5,14 +5,26 @@ The request middleware, the prediction routes and the error handler call the
 """
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Final, Protocol
 
 from app.model import Prediction, Predictor
+from app.schemas import FEATURES
+
+_FIELD_NAMES: Final = frozenset(feature.name for feature in FEATURES) | {"body", "rows"}
+
+
+def field_label(path: str) -> str:
+    """A field path as a bounded label: ``rows[3].age`` -> ``age``; unknown -> ``unknown``.
+
+    Unknown names come from request bodies, so they are never used as labels.
+    """
+    name = path.rsplit(".", 1)[-1].split("[", 1)[0]
+    return name if name in _FIELD_NAMES else "unknown"
 
 
 class Observer(Protocol):
     def request_started(self) -> None:
-        """A request to a traffic route began (not /health, /ready, /metrics)."""
+        """A request began that counts as traffic (see RequestContextMiddleware.quiet_paths)."""
 
     def request_finished(self, method: str, route: str, status: int, seconds: float) -> None:
         """It ended with ``status`` after ``seconds``; ``route`` is the route template."""
