@@ -1,5 +1,6 @@
 """What rendering produces, before any generated command runs."""
 
+import re
 import subprocess
 import sys
 import tomllib
@@ -34,14 +35,31 @@ def test_default_answers_render_the_iris_classifier(default_project: Path) -> No
     assert (default_project / ".python-version").read_text() == "3.11\n"
 
 
+# Files whose own template language also uses double braces: Prometheus alert
+# templates and Grafana legends. Jinja's statements must not survive in them either.
+OWN_TEMPLATES = {"deploy/prometheus/rules/alerts.yml", "deploy/grafana/dashboards/service.json"}
+
+
 def test_no_template_syntax_survives_rendering(default_project: Path) -> None:
-    leftovers = [
-        str(path.relative_to(default_project))
-        for path in text_files(default_project)
-        if "{{" in path.read_text() or "{%" in path.read_text() or path.suffix == ".jinja"
-    ]
+    leftovers = []
+    for path in text_files(default_project):
+        name = str(path.relative_to(default_project))
+        text = path.read_text()
+        jinja_statement = "{%" in text or "{#" in text or path.suffix == ".jinja"
+        if jinja_statement or ("{{" in text and name not in OWN_TEMPLATES):
+            leftovers.append(name)
 
     assert leftovers == []
+
+
+def test_own_templates_hold_only_their_own_expressions(default_project: Path) -> None:
+    for name in OWN_TEMPLATES:
+        text = (default_project / name).read_text()
+        expressions = re.findall(r"\{\{(.*?)\}\}", text)
+        assert expressions, name
+        # Prometheus expressions start with $; Grafana legends name a label.
+        legends = {"label", "route", "status", "quantile", "version", "field"}
+        assert all(e.strip().startswith("$") or e.strip() in legends for e in expressions), name
 
 
 def test_only_the_generated_project_is_rendered(default_project: Path) -> None:
@@ -56,11 +74,61 @@ def test_only_the_generated_project_is_rendered(default_project: Path) -> None:
             "README.md",
             "app",
             "deploy",
+            "docs",
             "pyproject.toml",
             "tests",
             "training",
         ]
     )
+
+
+@pytest.mark.parametrize(
+    ("monitoring", "present", "absent"),
+    [
+        (
+            "prometheus",
+            ["deploy/prometheus", "deploy/grafana", "app/observability/metrics.py"],
+            ["deploy/otel-collector"],
+        ),
+        (
+            "opentelemetry",
+            ["deploy/otel-collector", "deploy/prometheus", "app/observability/telemetry.py"],
+            ["app/observability/metrics.py"],
+        ),
+        (
+            "none",
+            [],
+            [
+                "deploy/prometheus",
+                "deploy/grafana",
+                "deploy/alertmanager",
+                "docs",
+                "tests/monitoring",
+            ],
+        ),
+    ],
+)
+def test_monitoring_backend_renders_its_files_only(
+    tmp_path: Path, monitoring: str, present: list[str], absent: list[str]
+) -> None:
+    project = render(tmp_path / "project", monitoring=monitoring)
+
+    assert [name for name in present if not (project / name).exists()] == []
+    assert [name for name in absent if (project / name).exists()] == []
+
+
+def test_without_monitoring_nothing_mentions_what_was_left_out(tmp_path: Path) -> None:
+    project = render(tmp_path / "project", monitoring="none")
+
+    mentions = [
+        f"{path.relative_to(project)}: {word}"
+        for path in text_files(project)
+        if path.name != ".copier-answers.yml"
+        for word in ("prometheus", "opentelemetry", "otlp", "grafana", "/metrics", "scrape")
+        if word in path.read_text().lower()
+    ]
+
+    assert mentions == []
 
 
 def test_answers_file_records_every_answer_for_copier_update(default_project: Path) -> None:
@@ -81,6 +149,7 @@ def test_answers_file_records_every_answer_for_copier_update(default_project: Pa
         "features",
         "class_labels",
         "workers",
+        "latency_p95_ms",
         "monitoring",
         "model_version",
     }

@@ -17,10 +17,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # churn, and a schema of one's own on CSV data (rental-prices).
     **EXAMPLES,
     # The Iris data with its features and labels renamed, the optional parts of the
-    # schema left out, and labels whose sorted order differs from their declared
-    # order, as scikit-learn sorts predict_proba's columns.
-    "renamed-iris-py312": {
+    # schema left out, labels whose sorted order differs from their declared order
+    # (scikit-learn sorts predict_proba's columns), and OpenTelemetry.
+    "renamed-iris-otel-py312": {
         "project_name": "Flower Sorter 2.0",
+        "monitoring": "opentelemetry",
         "python_version": "3.12",
         "workers": 1,
         "model_version": "2025.01-rc1",
@@ -32,10 +33,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
             {"name": "f4", "type": "float", "description": "Fourth measure", "example": 0.5},
         ],
     },
-    # Integer features on synthetic data, and text that must be escaped in Python,
-    # TOML and Markdown.
-    "integer-csv-py313": {
+    # Integer features on synthetic data, text that must be escaped in Python,
+    # TOML and Markdown, and no monitoring backend.
+    "integer-csv-nomonitoring-py313": {
         "dataset": "csv",
+        "monitoring": "none",
         "project_name": 'Dr. "Q"\'s Flower\\Model #3',
         "description": 'Sorts flowers by "shape" \\ size: 100% reproducible.',
         "author_name": "Zoë O'Brien",
