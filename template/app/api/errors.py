@@ -97,7 +97,7 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     request.state.invalid_fields = fields
     observer = getattr(request.app.state, "observer", None)
     if observer is not None:
-        observer.rejected(fields)
+        observer.rejected([(field_path(error["loc"]), error["type"]) for error in errors])
     for error in errors:
         if error["type"] == "json_invalid":
             reason = error.get("ctx", {}).get("error", "malformed JSON")

@@ -75,7 +75,7 @@ def _predict(
     started = time.perf_counter()
     results = predictor.predict(records)
     if observer is not None:
-        observer.predicted(results, time.perf_counter() - started)
+        observer.predicted(records, results, time.perf_counter() - started)
     answers = [_fields(result) for result in results]
     if len(answers) == 1:
         request.state.prediction_id = answers[0]["prediction_id"]

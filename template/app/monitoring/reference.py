@@ -69,7 +69,7 @@ def numeric_reference(
     edges = np.unique(ordered[positions])
     counts = np.bincount(np.searchsorted(edges, present, side="left"), minlength=len(edges) + 1)
     return NumericReference(
-        edges=tuple(round(float(edge), 12) for edge in edges),
+        edges=tuple(float(edge) for edge in edges),
         fractions=tuple(round(float(c) / len(present), 6) for c in counts),
         missing=round(missing, 6),
     )

@@ -4,13 +4,17 @@ The request middleware, the prediction routes and the error handler call the
 ``Observer`` in ``app.state.observer`` (when there is one) at each step.
 """
 
-from collections.abc import Sequence
-from typing import Final, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, Protocol
 
 from app.model import Prediction, Predictor
 from app.schemas import FEATURES
+from app.settings import Settings
 
 _FIELD_NAMES: Final = frozenset(feature.name for feature in FEATURES) | {"body", "rows"}
+_CATEGORICAL: Final = frozenset(
+    feature.name for feature in FEATURES if feature.type == "categorical"
+)
 
 
 def field_label(path: str) -> str:
@@ -22,6 +26,12 @@ def field_label(path: str) -> str:
     return name if name in _FIELD_NAMES else "unknown"
 
 
+def unseen_category(path: str, error_type: str) -> str | None:
+    """The categorical feature a validation error refused an unknown value of, if any."""
+    name = field_label(path)
+    return name if error_type == "literal_error" and name in _CATEGORICAL else None
+
+
 class Observer(Protocol):
     def request_started(self) -> None:
         """A request began that counts as traffic (see RequestContextMiddleware.quiet_paths)."""
@@ -29,11 +39,16 @@ class Observer(Protocol):
     def request_finished(self, method: str, route: str, status: int, seconds: float) -> None:
         """It ended with ``status`` after ``seconds``; ``route`` is the route template."""
 
-    def model_loaded(self, predictor: Predictor) -> None:
+    def model_loaded(self, predictor: Predictor, settings: Settings) -> None:
         """The model is verified and warmed up: the process is ready."""
 
-    def predicted(self, predictions: Sequence[Prediction], seconds: float) -> None:
-        """The model answered for ``len(predictions)`` rows in ``seconds``."""
+    def predicted(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        predictions: Sequence[Prediction],
+        seconds: float,
+    ) -> None:
+        """The model answered ``predictions`` for ``rows`` in ``seconds``."""
 
-    def rejected(self, fields: Sequence[str]) -> None:
-        """A request failed validation; ``fields`` are the offending field paths."""
+    def rejected(self, errors: Sequence[tuple[str, str]]) -> None:
+        """A request failed validation: (field path, pydantic error type) of each error."""

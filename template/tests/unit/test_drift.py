@@ -1,0 +1,97 @@
+"""Drift bins and the population stability index."""
+
+import math
+from collections import Counter
+
+import pytest
+
+from app.features import FeatureSpec
+from app.model import Predictor, ValuePrediction
+from app.monitoring.drift import MISSING, DriftBins, psi, reference_shares
+from app.monitoring.reference import compute_reference, numeric_reference
+from app.schemas import FEATURES
+from training.artifact import reference_for
+from training.data import load_dataset
+
+
+def test_identical_shares_have_no_drift() -> None:
+    assert psi({"a": 0.5, "b": 0.5}, {"a": 40, "b": 40}) == 0
+
+
+def test_psi_matches_the_formula_with_empty_bins_floored() -> None:
+    reference = {"0": 0.25, "1": 0.25, "2": 0.25, "3": 0.25}
+
+    moved = psi(reference, {"0": 9, "1": 4, "2": 4, "3": 3})
+    all_in_one = psi(reference, {"0": 20})
+
+    shares = [0.45, 0.2, 0.2, 0.15]
+    assert moved == pytest.approx(sum((s - 0.25) * math.log(s / 0.25) for s in shares))
+    assert all_in_one == pytest.approx(
+        0.75 * math.log(4) + 3 * (1e-4 - 0.25) * math.log(1e-4 / 0.25)
+    )
+
+
+def test_no_rows_has_no_psi() -> None:
+    assert math.isnan(psi({"a": 1.0}, {}))
+
+
+def test_shares_of_a_signal_add_up_to_one_with_missing_values() -> None:
+    reference = numeric_reference([1.0, 2.0, 3.0, 4.0, math.nan])
+
+    shares = reference_shares(reference)
+
+    assert sum(shares.values()) == pytest.approx(1)
+    assert shares[MISSING] == pytest.approx(0.2)
+
+
+def test_binning_the_training_rows_gives_back_the_reference_shares(predictor: Predictor) -> None:
+    dataset = load_dataset()
+    predictions = predictor.predict(dataset.rows)
+    reference = reference_for(predictor, dataset)
+    bins = DriftBins(reference, FEATURES)
+
+    counts = Counter(position for row in dataset.rows for position in bins.row_bins(row))
+
+    for position, (feature, name) in enumerate(bins.feature_bins):
+        share = counts[position] / len(dataset.rows)
+        assert share == pytest.approx(bins.feature_reference[position], abs=1e-5), (feature, name)
+    predicted = Counter(bins.prediction_bin(p) for p in predictions)
+    for position, expected in enumerate(bins.prediction_reference):
+        assert predicted[position] / len(predictions) == pytest.approx(expected, abs=1e-5)
+
+
+def test_each_row_falls_in_one_bin_per_feature(predictor: Predictor) -> None:
+    bins = DriftBins(predictor.metadata.reference, FEATURES)
+    row = load_dataset().rows[0]
+
+    positions = bins.row_bins(row)
+
+    assert sorted(bins.feature_bins[p][0] for p in positions) == sorted(f.name for f in FEATURES)
+
+
+def test_values_beyond_the_training_range_fall_in_the_outer_bins() -> None:
+    feature = FeatureSpec(name="x", type="float")
+    reference = compute_reference(
+        [{"x": float(v)} for v in range(100)], [feature], [float(v) for v in range(100)]
+    )
+    bins = DriftBins(reference, [feature])
+
+    [low] = bins.row_bins({"x": -1e9})
+    [high] = bins.row_bins({"x": 1e9})
+
+    assert bins.feature_bins[low] == ("x", "0")
+    assert bins.feature_bins[high] == ("x", str(len(bins.feature_bins) - 1))
+    assert bins.prediction_bin(ValuePrediction(value=1e9)) == len(bins.prediction_bins) - 1
+
+
+def test_an_optional_feature_left_out_counts_as_missing() -> None:
+    feature = FeatureSpec(name="x", type="float", optional=True)
+    reference = compute_reference(
+        [{"x": 1.0}, {"x": None}, {"x": 2.0}, {"x": 3.0}], [feature], [1.0] * 4
+    )
+    bins = DriftBins(reference, [feature])
+
+    [position] = bins.row_bins({})
+
+    assert bins.feature_bins[position] == ("x", MISSING)
+    assert bins.feature_reference[position] == pytest.approx(0.25)
