@@ -12,6 +12,17 @@ from app.settings import Settings
 from training.train import train
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _prediction_log_in_a_temporary_folder(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """Applications and servers the tests start keep their prediction log out of data/."""
+    folder = tmp_path_factory.mktemp("prediction-log")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("APP_PREDICTION_LOG_PATH", str(folder / "predictions.db"))
+        yield
+
+
 @pytest.fixture(scope="session")
 def model_version() -> str:
     return "test-1.0"

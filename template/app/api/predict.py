@@ -2,7 +2,7 @@
 
 import time
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
@@ -15,6 +15,8 @@ from app.errors import BatchTooLarge
 from app.features import FeatureSpec, InputFormat, Task
 from app.model import ModelSource, Predictor
 from app.model import Prediction as ModelPrediction
+from app.monitoring.prediction_log import PredictionLog
+from app.observability.context import current_request_id
 from app.observability.observer import Observer
 from app.schemas import (
     BatchPredictionResponse,
@@ -63,6 +65,34 @@ def _redacted(row: dict[str, Any], settings: Settings) -> dict[str, Any]:
     }
 
 
+def _log_rows(
+    request: Request,
+    records: list[dict[str, Any]],
+    answers: list[dict[str, object]],
+    version: str,
+    settings: Settings,
+) -> list[dict[str, Any]]:
+    """The prediction log's rows for one request; redacted fields are left out."""
+    now = datetime.now(UTC)
+    started = getattr(request.state, "started", None)
+    latency_ms = (time.perf_counter() - started) * 1000 if started is not None else 0.0
+    request_id = current_request_id()
+    redact = settings.log_redact
+    return [
+        {
+            "prediction_id": answer["prediction_id"],
+            "created_at": now,
+            "model_version": version,
+            "role": "primary",
+            "request_id": request_id,
+            "features": {k: v for k, v in record.items() if k not in redact} if redact else record,
+            "output": {k: v for k, v in answer.items() if k != "prediction_id"},
+            "latency_ms": latency_ms,
+        }
+        for record, answer in zip(records, answers, strict=True)
+    ]
+
+
 def _predict(
     request: Request,
     rows: list[Features],
@@ -77,6 +107,9 @@ def _predict(
     if observer is not None:
         observer.predicted(records, results, time.perf_counter() - started)
     answers = [_fields(result) for result in results]
+    prediction_log: PredictionLog | None = request.app.state.prediction_log
+    if prediction_log is not None:
+        prediction_log.record(_log_rows(request, records, answers, predictor.version, settings))
     if len(answers) == 1:
         request.state.prediction_id = answers[0]["prediction_id"]
     else:

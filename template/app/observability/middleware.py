@@ -62,6 +62,8 @@ class RequestContextMiddleware:
         observer: Observer | None = scope["app"].state.observer if traffic else None
         status: int | None = None
         started = time.perf_counter()
+        # Routes read it to record how long the request took up to its prediction.
+        scope.setdefault("state", {})["started"] = started
         if observer is not None:
             observer.request_started()
 

@@ -52,3 +52,12 @@ class Observer(Protocol):
 
     def rejected(self, errors: Sequence[tuple[str, str]]) -> None:
         """A request failed validation: (field path, pydantic error type) of each error."""
+
+    def log_written(self, rows: int, pending: int) -> None:
+        """The prediction log wrote ``rows``; ``pending`` wait (from its writer thread)."""
+
+    def log_failed(self, pending: int) -> None:
+        """A write of the prediction log failed and will be retried."""
+
+    def log_dropped(self, rows: int) -> None:
+        """The prediction log's buffer was full: ``rows`` will never be written."""

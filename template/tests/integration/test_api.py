@@ -151,7 +151,10 @@ def test_model_describes_the_loaded_artifact(client: TestClient, predictor: Pred
 
 def test_health_and_ready_answer_once_loaded(client: TestClient, model_version: str) -> None:
     assert client.get("/health").json() == {"status": "ok"}
-    assert client.get("/ready").json() == {"status": "ready", "model_version": model_version}
+    ready = client.get("/ready").json()
+    assert ready["status"] == "ready"
+    assert ready["model_version"] == model_version
+    assert ready["prediction_log"]["state"] == "ok"
 
 
 def test_before_the_model_is_loaded_only_liveness_succeeds(settings: Settings) -> None:

@@ -1,0 +1,299 @@
+"""The prediction log: every successful prediction, kept for drift reports and quality.
+
+A SQLite file by default (``APP_PREDICTION_LOG_PATH``, in WAL mode so several
+workers write side by side); PostgreSQL, or any database SQLAlchemy speaks to,
+when ``APP_DATABASE_URL`` is set. Requests never wait for the database: a route
+hands its records to ``PredictionLog.record``, which only appends them to a
+buffer, and one thread per worker writes the buffer in batches. When the
+database is down the thread keeps the rows, retries with a growing pause, and
+reports the failure to the observer, the log and ``/ready``; predictions go on.
+At shutdown the thread writes what is left before the worker exits.
+"""
+
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final, Literal, Protocol
+
+import structlog
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    delete,
+    event,
+    insert,
+    select,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.settings import Settings
+
+logger = structlog.stdlib.get_logger("app.prediction_log")
+
+metadata = MetaData()
+_JSON = JSON().with_variant(JSONB(), "postgresql")
+
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("prediction_id", String(32), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("model_version", String(64), nullable=False, index=True),
+    Column("role", String(8), nullable=False, default="primary"),
+    Column("request_id", String(128)),
+    Column("features", _JSON, nullable=False),
+    Column("output", _JSON, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+)
+"""One row per answered row; ``role`` is ``shadow`` for a shadow model's answer."""
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("prediction_id", String(32), primary_key=True),
+    Column("observed", _JSON, nullable=False),
+    Column("observed_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+"""The true label or value of a prediction, reported later through /v1/feedback."""
+
+MAX_RETRY_PAUSE: Final = 10.0
+PRUNE_EVERY: Final = timedelta(hours=1)
+
+
+def database_url(settings: Settings) -> str:
+    """The SQLAlchemy URL of the prediction log the settings point at."""
+    if settings.database_url:
+        return settings.database_url
+    return f"sqlite:///{settings.prediction_log_path}"
+
+
+def create_log_engine(url: str) -> Engine:
+    """An engine for ``url``; a SQLite file is opened in WAL mode, its folder created."""
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
+    path = url.removeprefix("sqlite:///")
+    if path and path != ":memory:":
+        # If this fails, so will each write, which is reported and retried.
+        with suppress(OSError):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(connection: Any, _record: object) -> None:
+        cursor = connection.cursor()
+        # WAL: readers never block the writers of other workers; NORMAL: a commit
+        # survives a crash of the process (not of the machine), at a fraction of the cost.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return engine
+
+
+class LogListener(Protocol):
+    """What the prediction log reports as it works; the observers implement it."""
+
+    def log_written(self, rows: int, pending: int) -> None:
+        """``rows`` were written; ``pending`` wait."""
+
+    def log_failed(self, pending: int) -> None:
+        """A write failed and will be retried; ``pending`` rows wait."""
+
+    def log_dropped(self, rows: int) -> None:
+        """The buffer was full: ``rows`` were refused and will never be written."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogStatus:
+    """How the prediction log is doing, for /ready and the metrics."""
+
+    state: Literal["ok", "failing"]
+    pending: int
+    written: int
+    dropped: int
+    last_error: str | None
+
+
+class PredictionLog:
+    """Buffers prediction records and writes them from a thread of its own.
+
+    ``listener`` (the observer, when there is one) hears of every batch written
+    and every failed attempt, from the writer thread.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        batch_size: int = 500,
+        flush_interval: float = 0.5,
+        max_pending: int = 100_000,
+        retention: timedelta | None = None,
+        listener: LogListener | None = None,
+    ) -> None:
+        self.engine = engine
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
+        self._max_pending = max_pending
+        self._retention = retention
+        self._listener = listener
+        self._pending: deque[dict[str, Any]] = deque()
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._deadline = float("inf")
+        self._thread: threading.Thread | None = None
+        self._written = 0
+        self._dropped = 0
+        self._failing = False
+        self._last_error: str | None = None
+        self._ready = False
+        self._pruned_at = datetime.min.replace(tzinfo=UTC)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def record(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Queue rows for writing; never blocks on the database."""
+        rows = list(rows)
+        with self._wake:
+            # Memory is bounded: past the limit new rows are refused, and counted.
+            room = max(self._max_pending - len(self._pending), 0)
+            self._pending.extend(rows[:room])
+            overflow = len(rows) - room if len(rows) > room else 0
+            self._dropped += overflow
+            self._wake.notify()
+        if overflow > 0:
+            logger.error("prediction log full: rows dropped", dropped=overflow)
+            if self._listener is not None:
+                self._listener.log_dropped(overflow)
+
+    def status(self) -> LogStatus:
+        return LogStatus(
+            state="failing" if self._failing else "ok",
+            pending=len(self._pending),
+            written=self._written,
+            dropped=self._dropped,
+            last_error=self._last_error,
+        )
+
+    def close(self, timeout: float = 15.0) -> None:
+        """Write what is buffered, retrying for up to ``timeout`` seconds, then stop."""
+        with self._wake:
+            self._stopping = True
+            self._deadline = time.monotonic() + timeout
+            self._wake.notify()
+        if self._thread is not None:
+            self._thread.join(timeout + 5)
+        if self._pending:
+            logger.error(
+                "prediction log closed with rows unwritten",
+                rows=len(self._pending),
+                error=self._last_error,
+            )
+        self.engine.dispose()
+
+    def _take(self) -> list[dict[str, Any]]:
+        with self._wake:
+            if not self._pending and not self._stopping:
+                self._wake.wait(self._flush_interval)
+            count = min(len(self._pending), self._batch_size)
+            return [self._pending[index] for index in range(count)]
+
+    def _run(self) -> None:
+        pause = 0.5
+        while True:
+            batch = self._take()
+            if not batch:
+                if self._stopping:
+                    return
+                self._prune_now_and_then()
+                continue
+            try:
+                self._write(batch)
+            except SQLAlchemyError as exc:
+                self._failed(exc)
+                if time.monotonic() > self._deadline:
+                    return
+                with self._wake:
+                    self._wake.wait(min(pause, max(self._deadline - time.monotonic(), 0.0)))
+                pause = min(pause * 2, MAX_RETRY_PAUSE)
+                continue
+            pause = 0.5
+            with self._wake:
+                for _ in batch:
+                    self._pending.popleft()
+                pending = len(self._pending)
+            self._written += len(batch)
+            if self._failing:
+                logger.info("prediction log writing again", pending=pending)
+            self._failing = False
+            if self._listener is not None:
+                self._listener.log_written(len(batch), pending)
+
+    def _write(self, batch: Sequence[Mapping[str, Any]]) -> None:
+        if not self._ready:
+            metadata.create_all(self.engine, checkfirst=True)
+            self._ready = True
+        with self.engine.begin() as connection:
+            connection.execute(insert(predictions), list(batch))
+
+    def _failed(self, exc: SQLAlchemyError) -> None:
+        cause = getattr(exc, "orig", None)  # the driver's own error, when there is one
+        message = (str(cause) if cause is not None else str(exc)).splitlines()[0]
+        if not self._failing or message != self._last_error:
+            logger.error(
+                "prediction log cannot write; retrying", error=message, pending=len(self._pending)
+            )
+        self._failing = True
+        self._last_error = message
+        if self._listener is not None:
+            self._listener.log_failed(len(self._pending))
+
+    def _prune_now_and_then(self) -> None:
+        now = datetime.now(UTC)
+        if self._retention is None or now - self._pruned_at < PRUNE_EVERY or not self._ready:
+            return
+        self._pruned_at = now
+        try:
+            removed = prune(self.engine, now - self._retention)
+        except SQLAlchemyError as exc:
+            logger.warning("prediction log pruning failed", error=str(exc).splitlines()[0])
+            return
+        if removed:
+            logger.info("prediction log pruned", rows=removed, retention=str(self._retention))
+
+
+def prune(engine: Engine, before: datetime) -> int:
+    """Delete predictions made before ``before``, and their feedback; how many went."""
+    old = select(predictions.c.prediction_id).where(predictions.c.created_at < before)
+    with engine.begin() as connection:
+        connection.execute(delete(feedback).where(feedback.c.prediction_id.in_(old)))
+        result = connection.execute(delete(predictions).where(predictions.c.created_at < before))
+    return result.rowcount
+
+
+def open_log(settings: Settings, listener: LogListener | None = None) -> PredictionLog:
+    """The prediction log the settings describe, started."""
+    log = PredictionLog(
+        create_log_engine(database_url(settings)),
+        batch_size=settings.prediction_log_batch_size,
+        retention=timedelta(days=settings.prediction_log_retention_days),
+        listener=listener,
+    )
+    log.start()
+    return log

@@ -1,0 +1,229 @@
+"""The prediction log: every successful prediction is written, none is lost, and a
+database that is down never fails a prediction.
+
+The PostgreSQL tests need a server: TEST_DATABASE_URL names an administrative
+connection (default: the local server as user postgres); each test creates a
+database of its own and drops it afterwards.
+"""
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import httpx2
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from app.main import create_app
+from app.model import Predictor
+from app.monitoring.prediction_log import create_log_engine, metadata, predictions, prune
+from app.schemas import FEATURE_EXAMPLE, FEATURES
+from app.settings import Settings
+from tests.server import serving_env, start_server, stop, wait_until_ready
+
+ADMIN_URL = os.environ.get(
+    "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def rows_in(url: str) -> list[dict[str, Any]]:
+    engine = create_log_engine(url)
+    try:
+        with engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(select(predictions))]
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'predictions.db'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped after the test."""
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"predictions_test_{uuid4().hex[:12]}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        pytest.skip(
+            f"no PostgreSQL server at {make_url(ADMIN_URL).render_as_string()}: "
+            f"{str(exc.orig).splitlines()[0]}; start one or set TEST_DATABASE_URL"
+        )
+    try:
+        yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest) -> str:
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    return url
+
+
+def test_every_prediction_is_recorded_with_its_context(
+    settings: Settings, database: str, predictor: Predictor
+) -> None:
+    with TestClient(create_app(settings.model_copy(update={"database_url": database}))) as client:
+        one = client.post("/v1/predict", json=FEATURE_EXAMPLE, headers={"X-Request-ID": "req-1"})
+        batch = client.post("/v1/predict/batch", json={"rows": [FEATURE_EXAMPLE] * 3})
+    # Leaving the client stops the application, which writes what is buffered.
+
+    stored = {row["prediction_id"]: row for row in rows_in(database)}
+
+    answered = [one.json(), *batch.json()["predictions"]]
+    assert set(stored) == {answer["prediction_id"] for answer in answered}
+    first = stored[one.json()["prediction_id"]]
+    assert first["request_id"] == "req-1"
+    assert first["model_version"] == predictor.version
+    assert first["role"] == "primary"
+    assert first["features"] == FEATURE_EXAMPLE
+    assert first["output"] == {
+        key: value
+        for key, value in one.json().items()
+        if key not in ("prediction_id", "model_version")
+    }
+    assert first["latency_ms"] > 0
+    assert first["created_at"] <= datetime.now(UTC).replace(tzinfo=first["created_at"].tzinfo)
+
+
+def test_redacted_fields_stay_out_of_the_log(settings: Settings, sqlite_url: str) -> None:
+    secret = FEATURES[0].name
+    redacting = settings.model_copy(
+        update={"database_url": sqlite_url, "log_redact": frozenset({secret})}
+    )
+    with TestClient(create_app(redacting)) as client:
+        client.post("/v1/predict", json=FEATURE_EXAMPLE)
+
+    [row] = rows_in(sqlite_url)
+
+    assert secret not in row["features"]
+    assert set(row["features"]) == set(FEATURE_EXAMPLE) - {secret}
+
+
+def test_the_log_can_be_turned_off(settings: Settings, sqlite_url: str) -> None:
+    off = settings.model_copy(update={"database_url": sqlite_url, "prediction_log_enabled": False})
+    with TestClient(create_app(off)) as client:
+        assert client.post("/v1/predict", json=FEATURE_EXAMPLE).status_code == 200
+        assert client.get("/ready").json()["prediction_log"] is None
+
+    assert not Path(sqlite_url.removeprefix("sqlite:///")).exists()
+
+
+def test_a_database_that_is_down_fails_no_prediction_and_loses_no_row(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # The log's folder is a file: no database can be opened until it is a folder.
+    blocker = tmp_path / "logs"
+    blocker.write_text("not a folder")
+    url = f"sqlite:///{blocker / 'predictions.db'}"
+    with TestClient(create_app(settings.model_copy(update={"database_url": url}))) as client:
+        statuses = [client.post("/v1/predict", json=FEATURE_EXAMPLE).status_code for _ in range(5)]
+        failing = wait_for(client, lambda log: log["state"] == "failing")
+        blocker.unlink()
+        blocker.mkdir()
+        recovered = wait_for(client, lambda log: log["state"] == "ok" and log["pending"] == 0)
+
+    assert statuses == [200] * 5
+    assert failing["pending"] == 5
+    assert failing["last_error"]
+    assert recovered["written"] == 5
+    assert len(rows_in(url)) == 5
+
+
+def wait_for(client: TestClient, condition: Any, seconds: float = 30) -> dict[str, Any]:
+    """The prediction log's /ready details once ``condition`` holds for them."""
+    deadline = time.monotonic() + seconds
+    while True:
+        details: dict[str, Any] = client.get("/ready").json()["prediction_log"]
+        if condition(details):
+            return details
+        assert time.monotonic() < deadline, f"prediction log never got there: {details}"
+        time.sleep(0.1)
+
+
+def test_old_predictions_are_pruned_with_their_feedback(sqlite_url: str) -> None:
+    engine = create_log_engine(sqlite_url)
+    metadata.create_all(engine)
+    now = datetime.now(UTC)
+    row = {"model_version": "1", "role": "primary", "features": {}, "output": {}, "latency_ms": 1.0}
+    with engine.begin() as connection:
+        connection.execute(
+            predictions.insert(),
+            [
+                {**row, "prediction_id": "old", "created_at": now - timedelta(days=100)},
+                {**row, "prediction_id": "new", "created_at": now},
+            ],
+        )
+
+    removed = prune(engine, now - timedelta(days=90))
+
+    with engine.connect() as connection:
+        left = connection.execute(select(predictions.c.prediction_id)).scalars().all()
+    engine.dispose()
+    assert removed == 1
+    assert left == ["new"]
+
+
+def load(base_url: str, stop_after: int, signal_server: Any) -> list[int]:
+    """One-row predictions from 8 clients until the server goes; after ``stop_after``
+    answers, ``signal_server`` is called once. Returns every status received."""
+    statuses: list[int] = []
+    lock = threading.Lock()
+    signalled = threading.Event()
+
+    def client() -> None:
+        with httpx2.Client(base_url=base_url, timeout=10) as session:
+            for _ in range(400):
+                try:
+                    status = session.post("/v1/predict", json=FEATURE_EXAMPLE).status_code
+                except httpx2.TransportError:
+                    return  # the server is gone: this client stops
+                with lock:
+                    statuses.append(status)
+                    if len(statuses) >= stop_after and not signalled.is_set():
+                        signalled.set()
+                        signal_server()
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return statuses
+
+
+def test_sigterm_during_load_loses_no_prediction(
+    model_dir: Path, model_version: str, database: str
+) -> None:
+    env = serving_env(model_dir, model_version, workers=3)
+    env["APP_DATABASE_URL"] = database
+    base_url = f"http://127.0.0.1:{env['PORT']}"
+    server = start_server(env)
+    try:
+        wait_until_ready(server, base_url)
+        statuses = load(base_url, 300, lambda: os.kill(server.pid, signal.SIGTERM))
+        server.process.wait(timeout=60)
+    finally:
+        output = stop(server)
+
+    answered = statuses.count(200)
+    assert answered >= 300, output
+    assert set(statuses) <= {200, 503}, output
+    assert len(rows_in(database)) == answered, output
