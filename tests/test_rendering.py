@@ -57,9 +57,12 @@ def test_own_templates_hold_only_their_own_expressions(default_project: Path) ->
         text = (default_project / name).read_text()
         expressions = re.findall(r"\{\{(.*?)\}\}", text)
         assert expressions, name
-        # Prometheus expressions start with $; Grafana legends name a label.
-        legends = {"label", "route", "status", "quantile", "version", "field"}
-        assert all(e.strip().startswith("$") or e.strip() in legends for e in expressions), name
+        # Prometheus expressions read $labels or $value; Grafana legends name a label.
+        legends = {"label", "route", "status", "version", "field", "bin", "feature", "severity"}
+        assert all(
+            e.strip().startswith("$") or e.strip() == 'printf "%.2f" $value' or e.strip() in legends
+            for e in expressions
+        ), name
 
 
 def test_only_the_generated_project_is_rendered(default_project: Path) -> None:

@@ -3,15 +3,15 @@
 Every input value and every prediction falls in one bin of the reference: a
 quantile bin of a number (``"0"`` is the lowest), a category, ``"unseen"`` for a
 category training never saw, or ``"missing"`` for an optional feature left out.
-The service counts rows per bin as they are predicted; the population stability
-index (PSI) then compares the shares of a window with the reference shares:
+Rows are counted per bin as they are predicted; the population stability index
+(PSI) compares the shares of a window with the reference shares:
 
     PSI = sum over bins of (current - reference) * ln(current / reference)
 
 Shares are floored at ``SMOOTHING`` first, so an empty bin adds a large but finite
 term instead of an infinite one. Rules of thumb: under 0.1 stable, 0.1 to 0.25 a
 moderate shift worth a look, over 0.25 a shift that changes what the model sees.
-The Prometheus recording rules in deploy/ compute the same number from the counters.
+Where the service exports metrics, its alert rules compute the same number.
 """
 
 import math
