@@ -94,10 +94,11 @@ def test_every_prediction_is_recorded_with_its_context(
     assert first["model_version"] == predictor.version
     assert first["role"] == "primary"
     assert first["features"] == FEATURE_EXAMPLE
+    # The answer as the model gave it; the response adds its id, version and unit.
     assert first["output"] == {
         key: value
         for key, value in one.json().items()
-        if key not in ("prediction_id", "model_version")
+        if key not in ("prediction_id", "model_version", "unit")
     }
     assert first["latency_ms"] > 0
     assert first["created_at"] <= datetime.now(UTC).replace(tzinfo=first["created_at"].tzinfo)
