@@ -327,20 +327,29 @@ def file_sha256(path: Path) -> str:
         return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
-def unpickle(path: Path) -> tuple[Any, list[str]]:
-    """Load a joblib file, returning the warnings it raised instead of printing them."""
-    # The sha256 check before this guards against a damaged or swapped file, not an
-    # attacker: loading a pickle runs code, so only load artifacts you trust.
+def load_joblib(path: Path) -> tuple[Any, list[Warning | str]]:
+    """Unpickle ``path``, returning the warnings it raised instead of printing them.
+
+    Loading a pickle runs code: only load files you trust. Errors propagate.
+    """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        try:
-            estimator = joblib.load(path)
-        except Exception as exc:
-            raise ArtifactError(
-                f"{path} cannot be loaded ({type(exc).__name__}: {exc}); "
-                "retrain the model with `make train`"
-            ) from None
-    return estimator, [str(warning.message) for warning in caught]
+        estimator = joblib.load(path)
+    return estimator, [warning.message for warning in caught]
+
+
+def unpickle(path: Path) -> tuple[Any, list[str]]:
+    """Load the artifact's model file, with the warnings it raised as notes to log."""
+    # The sha256 check before this guards against a damaged or swapped file, not an
+    # attacker: loading a pickle runs code, so only load artifacts you trust.
+    try:
+        estimator, raised = load_joblib(path)
+    except Exception as exc:
+        raise ArtifactError(
+            f"{path} cannot be loaded ({type(exc).__name__}: {exc}); "
+            "retrain the model with `make train`"
+        ) from None
+    return estimator, [str(message) for message in raised]
 
 
 def load_predictor(

@@ -28,7 +28,7 @@ from sklearn.metrics import (
     root_mean_squared_error,
 )
 
-from app.features import FeatureSpec, InputFormat, Task
+from app.features import InputFormat
 from app.model import (
     METADATA_FILE,
     MODEL_FILE,
@@ -41,6 +41,7 @@ from app.model import (
     file_sha256,
 )
 from app.monitoring.reference import CategoricalReference, Reference, compute_reference
+from app.schemas import CLASS_LABELS, DECISION_THRESHOLD, FEATURES, TARGET, TASK
 from app.settings import VERSION_PATTERN
 from training.tabular import Dataset
 
@@ -68,25 +69,17 @@ def check_version(out_dir: Path, model_version: str, *, force: bool) -> Path:
 
 
 def predictor_for(
-    model: Any,
-    *,
-    model_version: str,
-    task: Task,
-    target: str,
-    features: Sequence[FeatureSpec],
-    classes: Sequence[str],
-    threshold: float | None,
-    input_format: InputFormat,
-    source: ModelSource,
+    model: Any, *, model_version: str, input_format: InputFormat, source: ModelSource
 ) -> Predictor:
-    """A Predictor over a model that is not saved yet, to evaluate it as it will serve."""
+    """A Predictor over a model that is not saved yet, to evaluate it as this service
+    will serve it: with the schema's task, target, features, labels and threshold."""
     placeholder = ArtifactMetadata(
         model_version=model_version,
-        task=task,
-        target=target,
-        features=tuple(features),
-        classes=tuple(classes),
-        decision_threshold=threshold,
+        task=TASK,
+        target=TARGET,
+        features=FEATURES,
+        classes=CLASS_LABELS,
+        decision_threshold=DECISION_THRESHOLD,
         input_format=input_format,
         metrics={},
         evaluation="",
@@ -101,7 +94,7 @@ def predictor_for(
             rows=0, features={}, predictions=CategoricalReference(fractions={}, missing=0.0)
         ),
     )
-    return Predictor(model, placeholder, threshold=threshold)
+    return Predictor(model, placeholder, threshold=DECISION_THRESHOLD)
 
 
 def evaluate(predictor: Predictor, dataset: Dataset) -> dict[str, float]:

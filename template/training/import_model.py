@@ -18,12 +18,10 @@ by 1.6.1); a different patch release is accepted and noted.
 """
 
 import argparse
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import joblib
 import structlog
 from sklearn.base import is_classifier, is_regressor
 from sklearn.exceptions import InconsistentVersionWarning, NotFittedError
@@ -31,9 +29,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from app.errors import ArtifactError
 from app.features import InputFormat
-from app.model import COMPATIBLE_VERSION_PARTS, ModelSource, release_parts
+from app.model import COMPATIBLE_VERSION_PARTS, ModelSource, load_joblib, release_parts
 from app.observability.logging import configure_logging
-from app.schemas import CLASS_LABELS, DECISION_THRESHOLD, FEATURES, TARGET, TASK
+from app.schemas import CLASS_LABELS, FEATURES, TARGET, TASK
 from training.artifact import ArtifactExists, check_version, evaluate, predictor_for, save
 from training.tabular import DataError, read_csv
 from training.train import describe
@@ -49,19 +47,17 @@ def load_model(path: Path) -> tuple[Any, list[str]]:
     """Unpickle ``path``, applying the scikit-learn version policy; return notes to log."""
     if not path.is_file():
         raise ImportRefused(f"{path} does not exist")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            model = joblib.load(path)
-        except Exception as exc:
-            raise ImportRefused(
-                f"{path} cannot be loaded with joblib ({type(exc).__name__}: {exc})"
-            ) from None
+    try:
+        model, raised = load_joblib(path)
+    except Exception as exc:
+        raise ImportRefused(
+            f"{path} cannot be loaded with joblib ({type(exc).__name__}: {exc})"
+        ) from None
     notes = []
-    for warning in caught:
-        if isinstance(warning.message, InconsistentVersionWarning):
-            saved = warning.message.original_sklearn_version
-            running = warning.message.current_sklearn_version
+    for message in raised:
+        if isinstance(message, InconsistentVersionWarning):
+            saved = message.original_sklearn_version
+            running = message.current_sklearn_version
             parts = COMPATIBLE_VERSION_PARTS["scikit-learn"]
             if release_parts(saved)[:parts] != release_parts(running)[:parts]:
                 raise ImportRefused(
@@ -72,7 +68,7 @@ def load_model(path: Path) -> tuple[Any, list[str]]:
                 )
             notes.append(f"model saved with scikit-learn {saved}, running {running}")
         else:
-            notes.append(str(warning.message))
+            notes.append(str(message))
     return model, notes
 
 
@@ -140,11 +136,6 @@ def import_model(
     predictor = predictor_for(
         model,
         model_version=model_version,
-        task=TASK,
-        target=TARGET,
-        features=FEATURES,
-        classes=CLASS_LABELS,
-        threshold=DECISION_THRESHOLD,
         input_format=input_format,
         source=ModelSource(kind="imported", data=str(data), estimator=describe_model(model)),
     )

@@ -27,7 +27,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from app.features import FeatureSpec, Task, encode_rows
 from app.model import ModelSource
 from app.observability.logging import configure_logging
-from app.schemas import CLASS_LABELS, DECISION_THRESHOLD, FEATURES, TARGET, TASK
+from app.schemas import CLASS_LABELS, FEATURES, TARGET, TASK
 from training.artifact import ArtifactExists, check_version, evaluate, predictor_for, save, split
 from training.data import load_dataset
 from training.tabular import DataError, Dataset, read_csv
@@ -105,11 +105,6 @@ def train(
     predictor = predictor_for(
         model,
         model_version=model_version,
-        task=TASK,
-        target=TARGET,
-        features=FEATURES,
-        classes=CLASS_LABELS,
-        threshold=DECISION_THRESHOLD,
         input_format="array",
         source=ModelSource(kind="trained", data=dataset.source, estimator=describe(model)),
     )

@@ -1,6 +1,5 @@
 """Probes for orchestrators: liveness without I/O, readiness once the model is verified."""
 
-from dataclasses import asdict
 from typing import Literal
 
 from fastapi import APIRouter, Request
@@ -8,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import PredictorDep
 from app.api.errors import ErrorEnvelope
-from app.monitoring.prediction_log import PredictionLog
+from app.monitoring.prediction_log import PredictionLog, PredictionLogStatus
 
 router = APIRouter(tags=["operations"])
 
@@ -17,22 +16,12 @@ class Health(BaseModel):
     status: Literal["ok"] = "ok"
 
 
-class PredictionLogHealth(BaseModel):
-    """The prediction log: a failing one never fails predictions, it keeps their rows."""
-
-    state: Literal["ok", "failing"]
-    pending: int = Field(description="Rows waiting to be written, in this worker.")
-    written: int = Field(description="Rows this worker wrote since it started.")
-    dropped: int = Field(description="Rows lost because the buffer was full.")
-    last_error: str | None
-
-
 class Readiness(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
 
     status: Literal["ready"] = "ready"
     model_version: str
-    prediction_log: PredictionLogHealth | None = Field(
+    prediction_log: PredictionLogStatus | None = Field(
         description="Absent when APP_PREDICTION_LOG_ENABLED is false."
     )
 
@@ -51,9 +40,5 @@ async def ready(request: Request, predictor: PredictorDep) -> Readiness:
     prediction_log: PredictionLog | None = request.app.state.prediction_log
     return Readiness(
         model_version=predictor.version,
-        prediction_log=(
-            PredictionLogHealth.model_validate(asdict(prediction_log.status()))
-            if prediction_log is not None
-            else None
-        ),
+        prediction_log=prediction_log.status() if prediction_log is not None else None,
     )

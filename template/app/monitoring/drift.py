@@ -89,9 +89,9 @@ class DriftBins:
         self.feature_reference: list[float] = []
         plans = []
         for feature in features:
-            shares = reference_shares(reference.features[feature.name])
-            first = len(self.feature_bins)
             statistics = reference.features[feature.name]
+            shares = reference_shares(statistics)
+            first = len(self.feature_bins)
             names = [name for name in shares if name not in (MISSING, UNSEEN)]
             if feature.optional:
                 names.append(MISSING)
@@ -109,10 +109,8 @@ class DriftBins:
             )
         self._plans = tuple(plans)
         predictions = reference.predictions
-        self.prediction_bins = [
-            name for name in reference_shares(predictions) if name not in (MISSING, UNSEEN)
-        ]
         shares = reference_shares(predictions)
+        self.prediction_bins = [name for name in shares if name not in (MISSING, UNSEEN)]
         self.prediction_reference = [shares[name] for name in self.prediction_bins]
         self._prediction_edges = (
             predictions.edges if isinstance(predictions, NumericReference) else None

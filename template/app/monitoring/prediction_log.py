@@ -15,12 +15,12 @@ import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Literal, Protocol
 
 import structlog
+from pydantic import BaseModel, Field
 from sqlalchemy import (
     JSON,
     Column,
@@ -117,14 +117,14 @@ class LogListener(Protocol):
         """The buffer was full: ``rows`` were refused and will never be written."""
 
 
-@dataclass(frozen=True, slots=True)
-class LogStatus:
-    """How the prediction log is doing, for /ready and the metrics."""
+class PredictionLogStatus(BaseModel):
+    """How the prediction log is doing; /ready shows it. A failing log never fails
+    predictions: it keeps their rows and retries."""
 
     state: Literal["ok", "failing"]
-    pending: int
-    written: int
-    dropped: int
+    pending: int = Field(description="Rows waiting to be written, in this worker.")
+    written: int = Field(description="Rows this worker wrote since it started.")
+    dropped: int = Field(description="Rows lost because the buffer was full.")
     last_error: str | None
 
 
@@ -182,8 +182,8 @@ class PredictionLog:
             if self._listener is not None:
                 self._listener.log_dropped(overflow)
 
-    def status(self) -> LogStatus:
-        return LogStatus(
+    def status(self) -> PredictionLogStatus:
+        return PredictionLogStatus(
             state="failing" if self._failing else "ok",
             pending=len(self._pending),
             written=self._written,
