@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict
 from app.features import FeatureSpec, is_missing
 
 BINS = 10
+SAMPLE_SIZE = 1000
+"""Most training values kept per numeric signal, for the drift report's two-sample test."""
 
 
 class NumericReference(BaseModel):
@@ -31,6 +33,10 @@ class NumericReference(BaseModel):
     edges: tuple[float, ...]
     fractions: tuple[float, ...]
     missing: float
+    sample: tuple[float, ...] = ()
+    """Up to ``SAMPLE_SIZE`` of the values, drawn at random and sorted: the drift
+    report compares live values with them (Kolmogorov-Smirnov). Like the edges they
+    are training data: keep the artifact as private as the data it was made from."""
 
 
 class CategoricalReference(BaseModel):
@@ -68,10 +74,16 @@ def numeric_reference(
     positions = [(step * len(ordered) + bins - 1) // bins - 1 for step in range(1, bins)]
     edges = np.unique(ordered[positions])
     counts = np.bincount(np.searchsorted(edges, present, side="left"), minlength=len(edges) + 1)
+    if len(present) > SAMPLE_SIZE:
+        # A fixed seed: retraining on the same data writes the same artifact metadata.
+        sample = np.sort(np.random.default_rng(0).choice(present, SAMPLE_SIZE, replace=False))
+    else:
+        sample = ordered
     return NumericReference(
         edges=tuple(float(edge) for edge in edges),
         fractions=tuple(round(float(c) / len(present), 6) for c in counts),
         missing=round(missing, 6),
+        sample=tuple(float(value) for value in sample),
     )
 
 

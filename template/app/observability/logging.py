@@ -9,7 +9,7 @@ https://www.structlog.org/en/stable/standard-library.html
 
 import logging
 import sys
-from typing import Literal
+from typing import Literal, TextIO
 
 import structlog
 
@@ -18,10 +18,14 @@ _SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "gunicorn.error")
 
 
 def configure_logging(
-    level: str = "INFO", log_format: Literal["auto", "json", "console"] = "auto"
+    level: str = "INFO",
+    log_format: Literal["auto", "json", "console"] = "auto",
+    stream: TextIO | None = None,
 ) -> None:
-    """Route every log record to stdout in one format; safe to call more than once."""
-    console = log_format == "console" or (log_format == "auto" and sys.stdout.isatty())
+    """Route every log record to ``stream`` (stdout by default) in one format; safe to
+    call more than once. Commands whose stdout is their result log to stderr."""
+    stream = stream or sys.stdout
+    console = log_format == "console" or (log_format == "auto" and stream.isatty())
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -40,7 +44,7 @@ def configure_logging(
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(stream)
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
