@@ -38,6 +38,18 @@ def test_default_answers_render_the_iris_classifier(default_project: Path) -> No
 # Files whose own template language also uses double braces: Prometheus alert
 # templates and Grafana legends. Jinja's statements must not survive in them either.
 OWN_TEMPLATES = {"deploy/prometheus/rules/alerts.yml", "deploy/grafana/dashboards/service.json"}
+# The labels Grafana legends name.
+LEGEND_LABELS = {
+    "label",
+    "route",
+    "status",
+    "version",
+    "model_version",
+    "field",
+    "bin",
+    "feature",
+    "severity",
+}
 
 
 def test_no_template_syntax_survives_rendering(default_project: Path) -> None:
@@ -58,9 +70,10 @@ def test_own_templates_hold_only_their_own_expressions(default_project: Path) ->
         expressions = re.findall(r"\{\{(.*?)\}\}", text)
         assert expressions, name
         # Prometheus expressions read $labels or $value; Grafana legends name a label.
-        legends = {"label", "route", "status", "version", "field", "bin", "feature", "severity"}
         assert all(
-            e.strip().startswith("$") or e.strip() == 'printf "%.2f" $value' or e.strip() in legends
+            e.strip().startswith("$")
+            or re.fullmatch(r'printf "%\.\d[fg]" \$value', e.strip())
+            or e.strip() in LEGEND_LABELS
             for e in expressions
         ), name
 

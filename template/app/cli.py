@@ -1,7 +1,9 @@
 """Command line of the service.
 
-python -m app check      verify the settings and the model artifact, as start-up does
-python -m app openapi    write the OpenAPI document (the API contract) as JSON
+python -m app check          verify the settings and the model artifact, as start-up does
+python -m app openapi        write the OpenAPI document (the API contract) as JSON
+python -m app drift-report   compare a window of the prediction log with the training data
+python -m app quality        score each model version on the predictions that got feedback
 """
 
 import argparse
@@ -9,16 +11,29 @@ import json
 import multiprocessing
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NoReturn
 
 import structlog
+from pydantic import BaseModel
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.errors import ServiceError
-from app.model import Predictor, load_service_model
+from app.model import (
+    ArtifactMetadata,
+    Predictor,
+    load_service_model,
+    read_metadata,
+    resolve_artifact_dir,
+)
+from app.monitoring.drift_report import format_report, report_from_log, write_plots
+from app.monitoring.prediction_log import describe_log_error, reading_engine
+from app.monitoring.quality import format_quality, quality_report
 from app.observability.logging import configure_logging
 from app.schemas import FEATURE_EXAMPLE
-from app.settings import load_server_settings, load_settings
+from app.settings import Settings, load_server_settings, load_settings
 
 logger = structlog.stdlib.get_logger("app.cli")
 
@@ -87,14 +102,110 @@ def _write_openapi(output: Path | None) -> None:
         logger.info("contract written", path=str(output))
 
 
+def _moment(text: str) -> datetime:
+    """An ISO 8601 date or time; without a time zone, UTC."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _add_window_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--hours", type=float, default=24.0, help="window length, ending now (default: 24)"
+    )
+    parser.add_argument("--since", type=_moment, help="window start, ISO 8601 (UTC by default)")
+    parser.add_argument("--until", type=_moment, help="window end (default: now)")
+    parser.add_argument(
+        "--model-version", help="model version to judge (default: the one the service serves)"
+    )
+
+
+def _window(args: argparse.Namespace) -> tuple[datetime, datetime]:
+    until = args.until or datetime.now(UTC)
+    return args.since or until - timedelta(hours=args.hours), until
+
+
+def _report_inputs(args: argparse.Namespace) -> tuple[Settings, ArtifactMetadata, Engine]:
+    """The settings, the judged model's metadata (never unpickled) and the log to read."""
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format, sys.stderr)
+    version = args.model_version or settings.model_version
+    metadata = read_metadata(resolve_artifact_dir(settings.model_dir, version))
+    return settings, metadata, reading_engine(settings)
+
+
+def _write(report: BaseModel, table: str, output_format: str) -> None:
+    sys.stdout.write(report.model_dump_json(indent=2) + "\n" if output_format == "json" else table)
+
+
+def _drift_report(args: argparse.Namespace) -> int:
+    settings, metadata, engine = _report_inputs(args)
+    try:
+        report = report_from_log(engine, metadata, settings, *_window(args))
+    except SQLAlchemyError as exc:
+        raise ServiceError(describe_log_error(exc)) from None
+    finally:
+        engine.dispose()
+    _write(report, format_report(report), args.format)
+    if args.plot_dir is not None:
+        for path in write_plots(report, args.plot_dir):
+            logger.info("plot written", path=str(path))
+    failing = {"never": (), "warning": ("warning", "page"), "page": ("page",)}[args.fail_on]
+    return 3 if report.status in failing else 0
+
+
+def _quality(args: argparse.Namespace) -> int:
+    settings, metadata, engine = _report_inputs(args)
+    since, until = _window(args)
+    try:
+        report = quality_report(
+            engine,
+            task=metadata.task,
+            classes=metadata.classes,
+            since=since,
+            until=until,
+            min_labels=settings.quality_min_labels,
+            evaluation=metadata.metrics,
+        )
+    except SQLAlchemyError as exc:
+        raise ServiceError(describe_log_error(exc)) from None
+    finally:
+        engine.dispose()
+    _write(report, format_quality(report), args.format)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("check", help="verify the settings and the model artifact")
     openapi = commands.add_parser("openapi", help="write the OpenAPI document as JSON")
     openapi.add_argument("--output", type=Path, help="file to write (default: stdout)")
+    drift = commands.add_parser(
+        "drift-report", help="compare a window of the prediction log with the training data"
+    )
+    _add_window_arguments(drift)
+    drift.add_argument("--format", choices=("table", "json"), default="table")
+    drift.add_argument("--plot-dir", type=Path, help="write a PNG per drifted signal here")
+    drift.add_argument(
+        "--fail-on",
+        choices=("never", "warning", "page"),
+        default="never",
+        help="exit with status 3 when a signal drifted this much (for scheduled checks)",
+    )
+    quality = commands.add_parser(
+        "quality", help="score each model version on the predictions that got feedback"
+    )
+    _add_window_arguments(quality)
+    quality.add_argument("--format", choices=("table", "json"), default="table")
     args = parser.parse_args(argv)
     if args.command == "check":
         return 0 if preflight() else 1
-    _write_openapi(args.output)
-    return 0
+    if args.command == "openapi":
+        _write_openapi(args.output)
+        return 0
+    try:
+        return _drift_report(args) if args.command == "drift-report" else _quality(args)
+    except ServiceError as exc:
+        configure_logging(stream=sys.stderr)
+        logger.error("cannot report", error=exc.message)
+        return 1

@@ -46,3 +46,21 @@ class PredictionFailed(ServiceError):
     """The model answered with something that is not a valid prediction."""
 
     code = "prediction_failed"
+
+
+class PredictionLogUnavailable(ServiceError):
+    """The prediction log is switched off or cannot be read, so a report cannot be made."""
+
+    code = "prediction_log_unavailable"
+
+
+class PredictionNotFound(ServiceError):
+    """Feedback names a prediction id the prediction log does not hold."""
+
+    code = "prediction_not_found"
+
+
+class FeedbackConflict(ServiceError):
+    """Feedback contradicts the feedback already recorded for the same prediction."""
+
+    code = "feedback_conflict"

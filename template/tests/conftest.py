@@ -11,6 +11,8 @@ from app.model import Predictor, load_service_model
 from app.settings import Settings
 from training.train import train
 
+pytest_plugins = ["tests.databases"]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _prediction_log_in_a_temporary_folder(

@@ -16,14 +16,26 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-from app.errors import ArtifactError, BatchTooLarge, ModelNotReady, PredictionFailed, ServiceError
+from app.errors import (
+    ArtifactError,
+    BatchTooLarge,
+    FeedbackConflict,
+    ModelNotReady,
+    PredictionFailed,
+    PredictionLogUnavailable,
+    PredictionNotFound,
+    ServiceError,
+)
 from app.observability.context import current_request_id
 
 STATUS_BY_ERROR: Final[dict[type[ServiceError], int]] = {
     BatchTooLarge: 413,
+    PredictionNotFound: 404,
+    FeedbackConflict: 409,
     PredictionFailed: 500,
     ModelNotReady: 503,
     ArtifactError: 503,
+    PredictionLogUnavailable: 503,
 }
 _CODE_BY_STATUS: Final = {
     400: "bad_request",

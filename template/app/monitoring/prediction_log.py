@@ -39,6 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.errors import ServiceError
 from app.settings import Settings
 
 logger = structlog.stdlib.get_logger("app.prediction_log")
@@ -72,6 +73,12 @@ feedback = Table(
 
 MAX_RETRY_PAUSE: Final = 10.0
 PRUNE_EVERY: Final = timedelta(hours=1)
+
+
+def first_line(exc: SQLAlchemyError) -> str:
+    """The first line of the driver's own error, or of SQLAlchemy's when there is none."""
+    cause = getattr(exc, "orig", None)
+    return (str(cause) if cause is not None else str(exc)).splitlines()[0]
 
 
 def database_url(settings: Settings) -> str:
@@ -253,8 +260,7 @@ class PredictionLog:
             connection.execute(insert(predictions), list(batch))
 
     def _failed(self, exc: SQLAlchemyError) -> None:
-        cause = getattr(exc, "orig", None)  # the driver's own error, when there is one
-        message = (str(cause) if cause is not None else str(exc)).splitlines()[0]
+        message = first_line(exc)
         if not self._failing or message != self._last_error:
             logger.error(
                 "prediction log cannot write; retrying", error=message, pending=len(self._pending)
@@ -297,3 +303,21 @@ def open_log(settings: Settings, listener: LogListener | None = None) -> Predict
     )
     log.start()
     return log
+
+
+def reading_engine(settings: Settings) -> Engine:
+    """An engine to read the prediction log with, for reports; never creates a SQLite file."""
+    if not settings.database_url and not settings.prediction_log_path.is_file():
+        raise ServiceError(
+            f"no prediction log at {settings.prediction_log_path}: serve predictions first, "
+            "or point APP_PREDICTION_LOG_PATH (or APP_DATABASE_URL) at the service's log"
+        )
+    return create_log_engine(database_url(settings))
+
+
+def describe_log_error(exc: SQLAlchemyError) -> str:
+    """One line on why the prediction log could not be read."""
+    message = first_line(exc)
+    if "no such table" in message or "does not exist" in message:
+        return "the prediction log holds no predictions yet: serve some first"
+    return f"the prediction log cannot be read: {message}"

@@ -53,6 +53,11 @@ class Observer(Protocol):
     def rejected(self, errors: Sequence[tuple[str, str]]) -> None:
         """A request failed validation: (field path, pydantic error type) of each error."""
 
+    def feedback_recorded(
+        self, model_version: str, output: Mapping[str, Any], observed: Mapping[str, Any]
+    ) -> None:
+        """The truth ``observed`` arrived for a prediction ``model_version`` answered ``output``."""
+
     def log_written(self, rows: int, pending: int) -> None:
         """The prediction log wrote ``rows``; ``pending`` wait (from its writer thread)."""
 

@@ -1,27 +1,20 @@
 """The prediction log: every successful prediction is written, none is lost, and a
 database that is down never fails a prediction.
 
-The PostgreSQL tests need a server: TEST_DATABASE_URL names an administrative
-connection (default: the local server as user postgres); each test creates a
-database of its own and drops it afterwards.
+Each store runs: a SQLite file and a real PostgreSQL database (tests/databases.py).
 """
 
 import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import httpx2
-import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import select
 
 from app.main import create_app
 from app.model import Predictor
@@ -29,10 +22,6 @@ from app.monitoring.prediction_log import create_log_engine, metadata, predictio
 from app.schemas import FEATURE_EXAMPLE, FEATURES
 from app.settings import Settings
 from tests.server import serving_env, start_server, stop, wait_until_ready
-
-ADMIN_URL = os.environ.get(
-    "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 
 
 def rows_in(url: str) -> list[dict[str, Any]]:
@@ -42,39 +31,6 @@ def rows_in(url: str) -> list[dict[str, Any]]:
             return [dict(row._mapping) for row in connection.execute(select(predictions))]
     finally:
         engine.dispose()
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'predictions.db'}"
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database, dropped after the test."""
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"predictions_test_{uuid4().hex[:12]}"
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        pytest.skip(
-            f"no PostgreSQL server at {make_url(ADMIN_URL).render_as_string()}: "
-            f"{str(exc.orig).splitlines()[0]}; start one or set TEST_DATABASE_URL"
-        )
-    try:
-        yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest) -> str:
-    url: str = request.getfixturevalue(f"{request.param}_url")
-    return url
 
 
 def test_every_prediction_is_recorded_with_its_context(

@@ -1,0 +1,102 @@
+"""Reports read from the prediction log: drift against the training data, and quality
+against the feedback received."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from pydantic import AwareDatetime
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.api.deps import PredictorDep, SettingsDep
+from app.api.errors import ERROR_RESPONSES, ErrorEnvelope
+from app.errors import PredictionLogUnavailable
+from app.monitoring.drift_report import DriftReport, report_from_log
+from app.monitoring.prediction_log import PredictionLog, describe_log_error
+from app.monitoring.quality import QualityReport, quality_report
+
+router = APIRouter(prefix="/v1", tags=["monitoring"])
+
+REPORT_RESPONSES = {
+    **ERROR_RESPONSES,
+    503: {
+        "model": ErrorEnvelope,
+        "description": "The model is not loaded, or the prediction log is off or unreadable.",
+    },
+}
+
+Hours = Annotated[
+    float, Query(gt=0, le=24 * 366, description="Window length in hours, ending at `until`.")
+]
+Since = Annotated[
+    AwareDatetime | None, Query(description="Window start (overrides `hours`), ISO 8601.")
+]
+Until = Annotated[AwareDatetime | None, Query(description="Window end; default now.")]
+
+
+def window(
+    hours: float, since: datetime | None, until: datetime | None
+) -> tuple[datetime, datetime]:
+    end = until or datetime.now(UTC)
+    return since or end - timedelta(hours=hours), end
+
+
+def prediction_log(request: Request) -> PredictionLog:
+    log: PredictionLog | None = request.app.state.prediction_log
+    if log is None:
+        raise PredictionLogUnavailable(
+            "the prediction log is off (APP_PREDICTION_LOG_ENABLED=false), "
+            "so there is nothing to report on"
+        )
+    return log
+
+
+# Plain `def` routes: the database is read in FastAPI's thread pool, off the event loop.
+@router.get(
+    "/drift", responses=REPORT_RESPONSES, summary="Drift of the live inputs and predictions"
+)
+def drift(
+    request: Request,
+    predictor: PredictorDep,
+    settings: SettingsDep,
+    hours: Hours = 24.0,
+    since: Since = None,
+    until: Until = None,
+) -> DriftReport:
+    """PSI and a two-sample test per feature and for the predictions of the served model,
+    over a window of the prediction log; `not_enough_data` below APP_DRIFT_MIN_ROWS rows."""
+    start, end = window(hours, since, until)
+    try:
+        return report_from_log(
+            prediction_log(request).engine, predictor.metadata, settings, start, end
+        )
+    except SQLAlchemyError as exc:
+        raise PredictionLogUnavailable(describe_log_error(exc)) from None
+
+
+@router.get("/quality", responses=REPORT_RESPONSES, summary="Quality measured with feedback")
+def quality(
+    request: Request,
+    predictor: PredictorDep,
+    settings: SettingsDep,
+    hours: Hours = 24.0,
+    since: Since = None,
+    until: Until = None,
+) -> QualityReport:
+    """Accuracy, macro F1 and ROC AUC (classifiers) or MAE and RMSE (regressors) of each
+    model version on the predictions of the window that received feedback, with the
+    label coverage; `not_enough_labels` below APP_QUALITY_MIN_LABELS."""
+    start, end = window(hours, since, until)
+    metadata = predictor.metadata
+    try:
+        return quality_report(
+            prediction_log(request).engine,
+            task=metadata.task,
+            classes=metadata.classes,
+            since=start,
+            until=end,
+            min_labels=settings.quality_min_labels,
+            evaluation=metadata.metrics,
+        )
+    except SQLAlchemyError as exc:
+        raise PredictionLogUnavailable(describe_log_error(exc)) from None

@@ -1,0 +1,193 @@
+"""Delayed labels: feedback on logged predictions, and the quality it measures.
+
+Each test runs on a SQLite file and on a real PostgreSQL database where it takes
+a ``database`` (tests/databases.py).
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from fastapi.testclient import TestClient
+from sklearn.metrics import roc_auc_score
+
+from app.main import create_app
+from app.schemas import CLASS_LABELS, FEATURE_EXAMPLE
+from app.settings import Settings
+from tests.server import PROJECT_ROOT
+from training.data import load_dataset
+
+FIELD = "label" if CLASS_LABELS else "value"
+ANY_OUTCOME = CLASS_LABELS[0] if CLASS_LABELS else 1.0
+PREDICTED = 40
+LABELLED = 20
+
+
+def wait_until_written(client: TestClient, rows: int, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while client.get("/ready").json()["prediction_log"]["written"] < rows:
+        assert time.monotonic() < deadline, "the prediction log never wrote the predictions"
+        time.sleep(0.05)
+
+
+def predict(client: TestClient, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    response = client.post("/v1/predict/batch", json={"rows": rows})
+    assert response.status_code == 200, response.text
+    answers: list[dict[str, Any]] = response.json()["predictions"]
+    wait_until_written(client, len(rows))
+    return answers
+
+
+def truth(index: int, answer: dict[str, Any]) -> object:
+    """The observed outcome: right for even indices, wrong by a known amount for odd ones.
+
+    Classifiers: accuracy 0.5. Regressors: errors alternate 2 and -4, so the MAE is
+    3 and the RMSE is sqrt((4 + 16) / 2) = sqrt(10).
+    """
+    if CLASS_LABELS:
+        said = answer["label"]
+        return said if index % 2 == 0 else next(c for c in CLASS_LABELS if c != said)
+    value: float = answer["value"]
+    return value - 2.0 if index % 2 == 0 else value + 4.0
+
+
+def send_feedback(client: TestClient, prediction_id: str, observed: object) -> Any:
+    return client.post("/v1/feedback", json={"prediction_id": prediction_id, FIELD: observed})
+
+
+def expected_scores(answers: list[dict[str, Any]], observed: list[Any]) -> dict[str, float]:
+    if not CLASS_LABELS:
+        return {"mae": 3.0, "rmse": math.sqrt(10)}
+    said = [answer["label"] for answer in answers]
+    f1 = []
+    for label in sorted(set(said) | set(observed)):
+        hits = sum(1 for s, o in zip(said, observed, strict=True) if s == o == label)
+        f1.append(2 * hits / (said.count(label) + observed.count(label)))
+    scores = {"accuracy": 0.5, "f1_macro": sum(f1) / len(f1)}
+    if len(CLASS_LABELS) == 2 and len(set(observed)) == 2:
+        positive = CLASS_LABELS[-1]
+        scores["roc_auc"] = roc_auc_score(
+            [o == positive for o in observed], [a["probabilities"][positive] for a in answers]
+        )
+    return scores
+
+
+def check_scores(version: dict[str, Any], expected: dict[str, float]) -> None:
+    assert version["predictions"] == PREDICTED
+    assert version["labelled"] == LABELLED
+    assert version["label_coverage"] == LABELLED / PREDICTED
+    for name, value in expected.items():
+        assert version[name] == pytest.approx(value, abs=1e-6), name
+
+
+@pytest.fixture
+def log_settings(settings: Settings, database: str) -> Settings:
+    return settings.model_copy(update={"database_url": database, "quality_min_labels": LABELLED})
+
+
+def test_feedback_round_trip_gives_the_expected_quality(
+    log_settings: Settings, database: str, model_dir: Path, model_version: str
+) -> None:
+    with TestClient(create_app(log_settings)) as client:
+        answers = predict(client, load_dataset().rows[:PREDICTED])
+        observed = [truth(index, answer) for index, answer in enumerate(answers[:LABELLED])]
+        statuses = [
+            send_feedback(client, answer["prediction_id"], outcome).status_code
+            for answer, outcome in zip(answers[:LABELLED], observed, strict=True)
+        ]
+        report = client.get("/v1/quality").json()
+
+    assert statuses == [201] * LABELLED
+    [version] = report["versions"]
+    assert version["model_version"] == model_version
+    assert version["role"] == "primary"
+    assert version["status"] == "ok"
+    expected = expected_scores(answers[:LABELLED], observed)
+    check_scores(version, expected)
+    # The command line reads the same log and says the same.
+    env = {
+        **os.environ,
+        "APP_DATABASE_URL": database,
+        "APP_MODEL_DIR": str(model_dir),
+        "APP_MODEL_VERSION": model_version,
+        "APP_QUALITY_MIN_LABELS": str(LABELLED),
+    }
+    command = [sys.executable, "-m", "app", "quality"]
+    as_json = subprocess.run(
+        [*command, "--format", "json"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True
+    )
+    table = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+    assert as_json.returncode == 0, as_json.stderr
+    check_scores(json.loads(as_json.stdout)["versions"][0], expected)
+    assert table.returncode == 0, table.stderr
+    [line] = [line for line in table.stdout.splitlines() if line.startswith(model_version)]
+    assert line.split()[1:5] == ["primary", str(PREDICTED), str(LABELLED), "50.0%"]
+
+
+def test_feedback_is_recorded_once_and_never_replaced(log_settings: Settings) -> None:
+    with TestClient(create_app(log_settings)) as client:
+        [answer] = predict(client, [FEATURE_EXAMPLE])
+        outcome = truth(0, answer)
+        first = send_feedback(client, answer["prediction_id"], outcome)
+        again = send_feedback(client, answer["prediction_id"], outcome)
+        other = truth(1, answer)
+        changed = send_feedback(client, answer["prediction_id"], other)
+        [version] = client.get("/v1/quality").json()["versions"]
+
+    assert first.status_code == 201
+    assert first.json()["status"] == "recorded"
+    assert first.json()[FIELD] == outcome
+    assert again.status_code == 200
+    assert again.json() == {**first.json(), "status": "already_recorded"}
+    assert changed.status_code == 409
+    assert changed.json()["error"]["code"] == "feedback_conflict"
+    assert changed.json()["error"]["details"][0]["field"] == FIELD
+    assert version["labelled"] == 1
+
+
+def test_feedback_on_an_unknown_prediction_is_404(log_settings: Settings) -> None:
+    with TestClient(create_app(log_settings)) as client:
+        predict(client, [FEATURE_EXAMPLE])
+        response = send_feedback(client, uuid4().hex, ANY_OUTCOME)
+
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["code"] == "prediction_not_found"
+    assert error["details"][0]["field"] == "prediction_id"
+
+
+WRONG = (
+    [("label", 1), ("label", "no such class"), ("label", None)]
+    if CLASS_LABELS
+    else [("value", "3.5"), ("value", "high"), ("value", None), ("value", True)]
+)
+
+
+@pytest.mark.parametrize(("field", "observed"), WRONG)
+def test_an_outcome_of_the_wrong_type_or_class_is_422(
+    settings: Settings, field: str, observed: object
+) -> None:
+    with TestClient(create_app(settings)) as client:
+        [answer] = predict(client, [FEATURE_EXAMPLE])
+        response = client.post(
+            "/v1/feedback", json={"prediction_id": answer["prediction_id"], field: observed}
+        )
+
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["field"] == field
+
+
+def test_feedback_needs_the_prediction_log(settings: Settings) -> None:
+    off = settings.model_copy(update={"prediction_log_enabled": False})
+    with TestClient(create_app(off)) as client:
+        response = send_feedback(client, uuid4().hex, ANY_OUTCOME)
+
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "prediction_log_unavailable"
