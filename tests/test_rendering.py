@@ -58,7 +58,17 @@ def test_own_templates_hold_only_their_own_expressions(default_project: Path) ->
         expressions = re.findall(r"\{\{(.*?)\}\}", text)
         assert expressions, name
         # Prometheus expressions read $labels or $value; Grafana legends name a label.
-        legends = {"label", "route", "status", "version", "field", "bin", "feature", "severity"}
+        legends = {
+            "label",
+            "route",
+            "status",
+            "version",
+            "field",
+            "bin",
+            "feature",
+            "severity",
+            "reason",
+        }
         assert all(
             e.strip().startswith("$") or e.strip() == 'printf "%.2f" $value' or e.strip() in legends
             for e in expressions
@@ -168,6 +178,22 @@ def test_regression_answers_record_the_unit_and_no_labels(tmp_path: Path) -> Non
     assert answers["target_unit"] == "points"
     assert "class_labels" not in answers
     assert "decision_threshold" not in answers
+
+
+def test_regression_bounds_become_schema_constants(tmp_path: Path) -> None:
+    project = render(tmp_path / "project", dataset="diabetes", target_max="400")
+
+    constants = literal_constants(project / "app" / "schemas.py")
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+
+    assert (constants["TARGET_MIN"], constants["TARGET_MAX"]) == (0.0, 400.0)
+    assert (answers["target_min"], answers["target_max"]) == ("0", "400")
+
+
+def test_a_classifier_declares_no_value_bounds(default_project: Path) -> None:
+    constants = literal_constants(default_project / "app" / "schemas.py")
+
+    assert (constants["TARGET_MIN"], constants["TARGET_MAX"]) == (None, None)
 
 
 @pytest.mark.parametrize(
