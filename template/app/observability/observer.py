@@ -53,6 +53,9 @@ class Observer(Protocol):
     def rejected(self, errors: Sequence[tuple[str, str]]) -> None:
         """A request failed validation: (field path, pydantic error type) of each error."""
 
+    def output_refused(self, reason: str) -> None:
+        """The model's answer was refused, never returned; ``reason`` is in REFUSAL_REASONS."""
+
     def log_written(self, rows: int, pending: int) -> None:
         """The prediction log wrote ``rows``; ``pending`` wait (from its writer thread)."""
 
