@@ -2,6 +2,7 @@
 
 python -m app check      verify the settings and the model artifact, as start-up does
 python -m app openapi    write the OpenAPI document (the API contract) as JSON
+python -m app canary     check a running service against the golden predictions
 """
 
 import argparse
@@ -14,6 +15,7 @@ from typing import NoReturn
 
 import structlog
 
+from app.canary import GOLDEN_FILE, TOLERANCE, canary
 from app.errors import ServiceError
 from app.model import Predictor, load_service_model
 from app.observability.logging import configure_logging
@@ -87,14 +89,50 @@ def _write_openapi(output: Path | None) -> None:
         logger.info("contract written", path=str(output))
 
 
+def tolerance(text: str) -> float:
+    """A ``--tolerance``: a number from 0 up."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative; give 0 or more, e.g. 1e-6")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("check", help="verify the settings and the model artifact")
     openapi = commands.add_parser("openapi", help="write the OpenAPI document as JSON")
     openapi.add_argument("--output", type=Path, help="file to write (default: stdout)")
+    checker = commands.add_parser(
+        "canary", help="check a running service against the golden predictions"
+    )
+    checker.add_argument("--url", required=True, help="the service, e.g. http://127.0.0.1:8000")
+    checker.add_argument(
+        "--golden", type=Path, default=GOLDEN_FILE, help=f"golden file (default: {GOLDEN_FILE})"
+    )
+    checker.add_argument(
+        "--tolerance",
+        type=tolerance,
+        default=TOLERANCE,
+        help=f"largest difference allowed in a probability or value (default: {TOLERANCE})",
+    )
+    checker.add_argument("--model-version", help="the model version the service must report")
+    checker.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds to wait for each answer"
+    )
     args = parser.parse_args(argv)
     if args.command == "check":
         return 0 if preflight() else 1
+    if args.command == "canary":
+        return canary(
+            args.url,
+            args.golden,
+            tolerance=args.tolerance,
+            model_version=args.model_version,
+            timeout=args.timeout,
+        )
     _write_openapi(args.output)
     return 0
