@@ -49,6 +49,7 @@ LEGEND_LABELS = {
     "bin",
     "feature",
     "severity",
+    "reason",
 }
 
 
@@ -181,6 +182,22 @@ def test_regression_answers_record_the_unit_and_no_labels(tmp_path: Path) -> Non
     assert answers["target_unit"] == "points"
     assert "class_labels" not in answers
     assert "decision_threshold" not in answers
+
+
+def test_regression_bounds_become_schema_constants(tmp_path: Path) -> None:
+    project = render(tmp_path / "project", dataset="diabetes", target_max="400")
+
+    constants = literal_constants(project / "app" / "schemas.py")
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+
+    assert (constants["TARGET_MIN"], constants["TARGET_MAX"]) == (0.0, 400.0)
+    assert (answers["target_min"], answers["target_max"]) == ("0", "400")
+
+
+def test_a_classifier_declares_no_value_bounds(default_project: Path) -> None:
+    constants = literal_constants(default_project / "app" / "schemas.py")
+
+    assert (constants["TARGET_MIN"], constants["TARGET_MAX"]) == (None, None)
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ python -m app check          verify the settings and the model artifact, as star
 python -m app openapi        write the OpenAPI document (the API contract) as JSON
 python -m app drift-report   compare a window of the prediction log with the training data
 python -m app quality        score each model version on the predictions that got feedback
+python -m app canary         check a running service against the golden predictions
 """
 
 import argparse
@@ -20,6 +21,7 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.canary import GOLDEN_FILE, TOLERANCE, canary
 from app.errors import ServiceError
 from app.model import (
     ArtifactMetadata,
@@ -174,6 +176,17 @@ def _quality(args: argparse.Namespace) -> int:
     return 0
 
 
+def tolerance(text: str) -> float:
+    """A ``--tolerance``: a number from 0 up."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative; give 0 or more, e.g. 1e-6")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -197,12 +210,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     _add_window_arguments(quality)
     quality.add_argument("--format", choices=("table", "json"), default="table")
+    checker = commands.add_parser(
+        "canary", help="check a running service against the golden predictions"
+    )
+    checker.add_argument("--url", required=True, help="the service, e.g. http://127.0.0.1:8000")
+    checker.add_argument(
+        "--golden", type=Path, default=GOLDEN_FILE, help=f"golden file (default: {GOLDEN_FILE})"
+    )
+    checker.add_argument(
+        "--tolerance",
+        type=tolerance,
+        default=TOLERANCE,
+        help=f"largest difference allowed in a probability or value (default: {TOLERANCE})",
+    )
+    checker.add_argument("--model-version", help="the model version the service must report")
+    checker.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds to wait for each answer"
+    )
     args = parser.parse_args(argv)
     if args.command == "check":
         return 0 if preflight() else 1
     if args.command == "openapi":
         _write_openapi(args.output)
         return 0
+    if args.command == "canary":
+        return canary(
+            args.url,
+            args.golden,
+            tolerance=args.tolerance,
+            model_version=args.model_version,
+            timeout=args.timeout,
+        )
     try:
         return _drift_report(args) if args.command == "drift-report" else _quality(args)
     except ServiceError as exc:

@@ -4,7 +4,7 @@ Free of any web framework: ``app.api.errors`` maps each class to an HTTP status
 and the JSON error envelope, in one place.
 """
 
-from typing import Any
+from typing import Any, Final
 
 
 class ServiceError(Exception):
@@ -43,9 +43,33 @@ class BatchTooLarge(ServiceError):
 
 
 class PredictionFailed(ServiceError):
-    """The model answered with something that is not a valid prediction."""
+    """The model answered with something that is not a valid prediction.
+
+    It is never returned as a success: the request fails, and ``reason``, a short
+    name from ``REFUSAL_REASONS``, is what the refusal is counted and logged by.
+    """
 
     code = "prediction_failed"
+    reason = "invalid"
+
+
+class PredictionNotFinite(PredictionFailed):
+    """The model returned NaN or an infinite number."""
+
+    code = "prediction_not_finite"
+    reason = "not_finite"
+
+
+class PredictionOutOfBounds(PredictionFailed):
+    """The model returned a number outside what the schema declares: a value beyond
+    ``TARGET_MIN``/``TARGET_MAX``, or probabilities outside [0, 1] or not summing to 1."""
+
+    code = "prediction_out_of_bounds"
+    reason = "out_of_bounds"
+
+
+REFUSAL_REASONS: Final = (PredictionNotFinite.reason, PredictionOutOfBounds.reason)
+"""The reasons the model's own answers are checked for: a bounded set of metric labels."""
 
 
 class PredictionLogUnavailable(ServiceError):

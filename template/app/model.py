@@ -22,10 +22,18 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from app.errors import ArtifactError, PredictionFailed
+from app.errors import ArtifactError, PredictionNotFinite, PredictionOutOfBounds
 from app.features import FeatureSpec, InputFormat, Task, encode_rows, rows_to_frame
 from app.monitoring.reference import Reference
-from app.schemas import CLASS_LABELS, DECISION_THRESHOLD, FEATURE_EXAMPLE, FEATURES, TASK
+from app.schemas import (
+    CLASS_LABELS,
+    DECISION_THRESHOLD,
+    FEATURE_EXAMPLE,
+    FEATURES,
+    TARGET_MAX,
+    TARGET_MIN,
+    TASK,
+)
 from app.settings import Settings
 
 MODEL_FILE: Final = "model.joblib"
@@ -35,6 +43,10 @@ METADATA_FILE: Final = "metadata.json"
 # wrote it (https://scikit-learn.org/stable/model_persistence.html). These many
 # leading parts of each version must match; a difference past them is logged.
 COMPATIBLE_VERSION_PARTS: Final = {"scikit-learn": 2, "numpy": 1}
+
+# How far a probability may stray from [0, 1], and a row's probabilities from a sum
+# of 1, through floating-point rounding alone.
+PROBABILITY_TOLERANCE: Final = 1e-6
 
 
 class ModelSource(BaseModel):
@@ -90,16 +102,37 @@ class ValuePrediction:
 
 
 Prediction = ClassPrediction | ValuePrediction
+TargetRange = tuple[float | None, float | None]
+
+
+def _rows(positions: npt.ArrayLike) -> str:
+    """Which rows of a call broke a bound, for the error message: "row 3", "rows 0, 4"."""
+    indices = np.flatnonzero(positions).tolist()
+    shown = ", ".join(str(index) for index in indices[:5])
+    more = f" and {len(indices) - 5} more" if len(indices) > 5 else ""
+    return f"row{'s' if len(indices) > 1 else ''} {shown}{more}"
 
 
 class Predictor:
-    """A verified model, ready to predict."""
+    """A verified model, ready to predict.
+
+    Its answers are checked before they are returned: a number that is not finite
+    or outside the declared bounds raises ``PredictionNotFinite`` or
+    ``PredictionOutOfBounds`` instead. ``target_range`` is the lowest and highest
+    value a regressor may return (``None``: no bound).
+    """
 
     def __init__(
-        self, estimator: Any, metadata: ArtifactMetadata, *, threshold: float | None = None
+        self,
+        estimator: Any,
+        metadata: ArtifactMetadata,
+        *,
+        threshold: float | None = None,
+        target_range: TargetRange = (None, None),
     ) -> None:
         self._estimator = estimator
         self.metadata = metadata
+        self.target_range = target_range
         self._classes: tuple[str, ...] = ()
         self._label_columns: tuple[tuple[str, int], ...] = ()
         self._positive: int | None = None
@@ -153,11 +186,30 @@ class Predictor:
         """Turn predict_proba's matrix into one labelled prediction per row.
 
         Two classes: the positive one when its probability reaches the threshold.
-        More: the most probable one.
+        More: the most probable one. Every probability must be finite and within
+        [0, 1], and each row's must sum to 1; the label is one of the declared
+        classes because the constructor checked the model's classes against them.
         """
         matrix = np.asarray(probabilities, dtype=np.float64)
-        if not np.isfinite(matrix).all():
-            raise PredictionFailed("the model returned a probability that is not a finite number")
+        finite = np.isfinite(matrix).all(axis=1)
+        if not finite.all():
+            raise PredictionNotFinite(
+                f"the model returned a probability that is not a finite number ({_rows(~finite)})"
+            )
+        tolerance = PROBABILITY_TOLERANCE
+        outside = ((matrix < -tolerance) | (matrix > 1 + tolerance)).any(axis=1)
+        if outside.any():
+            raise PredictionOutOfBounds(
+                f"the model returned a probability outside [0, 1] ({_rows(outside)})"
+            )
+        totals = matrix.sum(axis=1)
+        unbalanced = np.abs(totals - 1) > tolerance
+        if unbalanced.any():
+            first = float(totals[unbalanced][0])
+            raise PredictionOutOfBounds(
+                f"the model returned probabilities that sum to {first:.6g}, not 1 "
+                f"({_rows(unbalanced)})"
+            )
         classes = self._classes
         if self._positive is not None and self.threshold is not None:
             positive = self._positive
@@ -176,27 +228,39 @@ class Predictor:
         ]
 
     def postprocess_values(self, values: npt.NDArray[Any]) -> list[Prediction]:
+        """One prediction per value, each finite and within ``target_range``."""
         column = np.asarray(values, dtype=np.float64).reshape(-1)
-        if not np.isfinite(column).all():
-            raise PredictionFailed("the model returned a value that is not a finite number")
+        finite = np.isfinite(column)
+        if not finite.all():
+            raise PredictionNotFinite(
+                f"the model returned a value that is not a finite number ({_rows(~finite)})"
+            )
+        lowest, highest = self.target_range
+        if lowest is not None and (column < lowest).any():
+            below = column < lowest
+            raise PredictionOutOfBounds(
+                f"the model returned {float(column[below][0]):.6g}, below the lowest value "
+                f"the service declares, {lowest:g} ({_rows(below)})"
+            )
+        if highest is not None and (column > highest).any():
+            above = column > highest
+            raise PredictionOutOfBounds(
+                f"the model returned {float(column[above][0]):.6g}, above the highest value "
+                f"the service declares, {highest:g} ({_rows(above)})"
+            )
         return [ValuePrediction(value=value) for value in column.tolist()]
 
     def warm_up(self, example: Mapping[str, Any]) -> None:
         """Predict once, so a broken model fails at start-up and not on a user's request."""
+        # The answer is checked like any other: probabilities that do not sum to 1
+        # or a value out of bounds stop the start-up here.
         try:
-            [prediction] = self.predict([example])
+            self.predict([example])
         except Exception as exc:
             raise ArtifactError(
                 f"the warm-up prediction of model {self.version} failed: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
-        if isinstance(prediction, ClassPrediction):
-            total = sum(prediction.probabilities.values())
-            if abs(total - 1.0) > 1e-6:
-                raise ArtifactError(
-                    f"the warm-up prediction of model {self.version} returned probabilities "
-                    f"that sum to {total}, not 1"
-                )
 
 
 def available_versions(model_dir: Path) -> list[str]:
@@ -360,6 +424,7 @@ def load_predictor(
     class_labels: Sequence[str],
     example: Mapping[str, Any],
     threshold: float | None = None,
+    target_range: TargetRange = (None, None),
     warm_up: bool = True,
 ) -> tuple[Predictor, list[str]]:
     """Verify the artifact in ``directory`` and load it; return it with notes to log.
@@ -381,7 +446,7 @@ def load_predictor(
             "retrain with `make train` or restore the original file"
         )
     estimator, warnings_raised = unpickle(model_path)
-    predictor = Predictor(estimator, metadata, threshold=threshold)
+    predictor = Predictor(estimator, metadata, threshold=threshold, target_range=target_range)
     if warm_up:
         predictor.warm_up(example)
     return predictor, notes + warnings_raised
@@ -396,6 +461,7 @@ def load_service_model(settings: Settings, *, warm_up: bool = True) -> tuple[Pre
         class_labels=CLASS_LABELS,
         example=FEATURE_EXAMPLE,
         threshold=settings.decision_threshold or DECISION_THRESHOLD,
+        target_range=(TARGET_MIN, TARGET_MAX),
         warm_up=warm_up,
     )
     if predictor.metadata.source.data.startswith("synthetic"):

@@ -1,8 +1,12 @@
 """Models built the way a user would build them outside this project, to import."""
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import joblib
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
@@ -52,3 +56,25 @@ def saved(model: object, tmp_path: Path, name: str = "model.joblib") -> Path:
     path = tmp_path / name
     joblib.dump(model, path)
     return path
+
+
+Answers = npt.NDArray[np.float64]
+
+
+class SpoiledModel:
+    """A fitted model whose answers go through ``spoil`` first: a model gone wrong, as
+    one returning NaN after a division by zero or probabilities that were never normalised."""
+
+    def __init__(self, model: Any, spoil: Callable[[Answers], Answers]) -> None:
+        self.model = model
+        self.spoil = spoil
+
+    @property
+    def classes_(self) -> Any:
+        return self.model.classes_
+
+    def predict(self, rows: Any) -> Answers:
+        return self.spoil(np.asarray(self.model.predict(rows), dtype=np.float64))
+
+    def predict_proba(self, rows: Any) -> Answers:
+        return self.spoil(np.asarray(self.model.predict_proba(rows), dtype=np.float64))

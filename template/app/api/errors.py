@@ -23,7 +23,9 @@ from app.errors import (
     ModelNotReady,
     PredictionFailed,
     PredictionLogUnavailable,
+    PredictionNotFinite,
     PredictionNotFound,
+    PredictionOutOfBounds,
     ServiceError,
 )
 from app.observability.context import current_request_id
@@ -33,6 +35,8 @@ STATUS_BY_ERROR: Final[dict[type[ServiceError], int]] = {
     PredictionNotFound: 404,
     FeedbackConflict: 409,
     PredictionFailed: 500,
+    PredictionNotFinite: 500,
+    PredictionOutOfBounds: 500,
     ModelNotReady: 503,
     ArtifactError: 503,
     PredictionLogUnavailable: 503,
@@ -167,6 +171,13 @@ def install_error_handlers(app: FastAPI) -> None:
 ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     413: {"model": ErrorEnvelope, "description": "The batch holds more rows than allowed."},
     422: {"model": ErrorEnvelope, "description": "A field is missing, unknown or out of range."},
+    500: {
+        "model": ErrorEnvelope,
+        "description": (
+            "The model's answer was refused: `prediction_not_finite` (NaN or infinite) or "
+            "`prediction_out_of_bounds` (outside the declared range). Nothing is returned."
+        ),
+    },
     503: {"model": ErrorEnvelope, "description": "The model is not loaded yet."},
 }
 """Error responses documented on the prediction routes."""

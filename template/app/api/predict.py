@@ -6,12 +6,13 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
+import structlog
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import ObserverDep, PredictorDep, SettingsDep
 from app.api.errors import ERROR_RESPONSES
-from app.errors import BatchTooLarge
+from app.errors import BatchTooLarge, PredictionFailed
 from app.features import FeatureSpec, InputFormat, Task
 from app.model import ModelSource, Predictor
 from app.model import Prediction as ModelPrediction
@@ -28,6 +29,7 @@ from app.schemas import (
 from app.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["predictions"])
+logger = structlog.stdlib.get_logger("app.predict")
 
 
 class ModelInfo(BaseModel):
@@ -103,7 +105,21 @@ def _predict(
     """Predict ``rows`` and leave what the request's log line reports in its state."""
     records = [row.model_dump() for row in rows]
     started = time.perf_counter()
-    results = predictor.predict(records)
+    try:
+        results = predictor.predict(records)
+    except PredictionFailed as exc:
+        # Refused, never returned: counted, and logged without the rows' values.
+        if observer is not None:
+            observer.output_refused(exc.reason)
+        logger.warning(
+            "prediction refused",
+            reason=exc.reason,
+            code=exc.code,
+            error=exc.message,
+            model_version=predictor.version,
+            rows=len(records),
+        )
+        raise
     if observer is not None:
         observer.predicted(records, results, time.perf_counter() - started)
     answers = [_fields(result) for result in results]

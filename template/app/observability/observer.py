@@ -58,6 +58,9 @@ class Observer(Protocol):
     ) -> None:
         """The truth ``observed`` arrived for a prediction ``model_version`` answered ``output``."""
 
+    def output_refused(self, reason: str) -> None:
+        """The model's answer was refused, never returned; ``reason`` is in REFUSAL_REASONS."""
+
     def log_written(self, rows: int, pending: int) -> None:
         """The prediction log wrote ``rows``; ``pending`` wait (from its writer thread)."""
 

@@ -4,7 +4,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from app.errors import PredictionFailed
+from app.errors import PredictionNotFinite
 from app.model import Predictor
 from app.schemas import CLASS_LABELS, FEATURE_EXAMPLE, FEATURES, TASK
 from tests.checks import assert_sound_prediction
@@ -41,5 +41,5 @@ def test_non_finite_model_output_is_refused(predictor: Predictor) -> None:
     )
     output = np.full((1, max(1, len(CLASS_LABELS))), math.nan)
 
-    with pytest.raises(PredictionFailed, match="not a finite number"):
+    with pytest.raises(PredictionNotFinite, match="not a finite number"):
         postprocess(output)

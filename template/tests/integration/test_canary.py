@@ -1,0 +1,129 @@
+"""The canary, run as after a deploy: `python -m app canary` against a real server."""
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.server import (
+    PROJECT_ROOT,
+    free_port,
+    serving_env,
+    start_server,
+    stop,
+    wait_until_ready,
+)
+
+GOLDEN_FILE = PROJECT_ROOT / "tests" / "golden" / "predictions.json"
+
+
+@pytest.fixture(scope="module")
+def service_url(model_dir: Path, model_version: str) -> Iterator[str]:
+    """A server started as `make run` starts it, serving the session's model."""
+    env = serving_env(model_dir, model_version, workers=1)
+    server = start_server(env)
+    url = f"http://127.0.0.1:{env['PORT']}"
+    wait_until_ready(server, url)
+    yield url
+    stop(server)
+
+
+def canary(*arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app", "canary", *arguments],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def lines_of(output: str, check: str) -> list[str]:
+    return [line for line in output.splitlines() if line.split("  ")[0].strip() == check]
+
+
+def altered_golden(tmp_path: Path, row: int) -> Path:
+    """The golden file with the recorded answer of ``row`` changed."""
+    document: dict[str, Any] = json.loads(GOLDEN_FILE.read_text(encoding="utf-8"))
+    recorded = document["predictions"][row]
+    if "value" in recorded:
+        recorded["value"] += 1.0
+    else:
+        probabilities = recorded["probabilities"]
+        first = next(iter(probabilities))
+        probabilities[first] += 0.1 if probabilities[first] < 0.5 else -0.1
+    path = tmp_path / "predictions.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
+def test_the_service_serving_the_trained_model_passes(service_url: str, model_version: str) -> None:
+    result = canary("--url", service_url, "--model-version", model_version)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = len(json.loads(GOLDEN_FILE.read_text(encoding="utf-8"))["rows"])
+    assert result.stdout.splitlines()[0].split() == ["CHECK", "RESULT", "DETAIL"]
+    for check in ["ready", "batch", "version", *(f"row {index}" for index in range(rows))]:
+        [line] = lines_of(result.stdout, check)
+        assert " ok " in line, line
+    assert result.stdout.splitlines()[-1] == (
+        f"canary passed against {service_url}: {rows + 3} checks"
+    )
+    assert result.stderr == ""
+
+
+def test_an_answer_that_differs_from_the_recorded_one_fails_naming_its_row(
+    service_url: str, tmp_path: Path
+) -> None:
+    golden = altered_golden(tmp_path, row=2)
+
+    result = canary("--url", service_url, "--golden", str(golden))
+
+    assert result.returncode == 1
+    failing = [line for line in result.stdout.splitlines() if "FAIL" in line]
+    assert [line.split("  ")[0].strip() for line in failing] == ["row 2", "batch"]
+    assert "recorded" in failing[0]
+    assert "row 2:" in failing[1]
+    assert result.stdout.splitlines()[-1].startswith("canary failed against")
+
+
+def test_another_model_version_than_expected_fails(service_url: str) -> None:
+    result = canary("--url", service_url, "--model-version", "not-this-one")
+
+    assert result.returncode == 1
+    [line] = lines_of(result.stdout, "version")
+    assert "FAIL" in line
+    assert "expected not-this-one" in line
+
+
+def test_an_unreachable_service_is_one_clear_line() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+
+    result = canary("--url", url)
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"canary: cannot reach {url}/ready:")
+    assert "Traceback" not in result.stderr
+
+
+def test_a_missing_golden_file_is_one_clear_line(tmp_path: Path) -> None:
+    result = canary("--url", "http://127.0.0.1:9", "--golden", str(tmp_path / "none.json"))
+
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert "none.json does not exist" in line
+    assert "make golden-update" in line
+
+
+def test_a_negative_tolerance_is_refused() -> None:
+    result = canary("--url", "http://127.0.0.1:9", "--tolerance", "-1")
+
+    assert result.returncode == 2
+    assert "is negative" in result.stderr
