@@ -1,6 +1,8 @@
 """Models built the way a user would build them outside this project, to import."""
 
+import time
 from pathlib import Path
+from typing import Any
 
 import joblib
 import pandas as pd
@@ -8,9 +10,12 @@ from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from app.schemas import FEATURES, TARGET, TASK
+
+SLOW_SECONDS = 0.5
+"""How long a model made ``slow`` takes for each call."""
 
 
 def estimator_for(task: str) -> LogisticRegression | Ridge:
@@ -52,3 +57,15 @@ def saved(model: object, tmp_path: Path, name: str = "model.joblib") -> Path:
     path = tmp_path / name
     joblib.dump(model, path)
     return path
+
+
+def pause(rows: Any) -> Any:
+    """Wait SLOW_SECONDS, then hand the rows on unchanged."""
+    time.sleep(SLOW_SECONDS)
+    return rows
+
+
+def slow(model: Pipeline) -> Pipeline:
+    """``model`` behind a first step that waits SLOW_SECONDS on every call: a model
+    as slow as a large ensemble or a remote feature lookup can be."""
+    return Pipeline([("pause", FunctionTransformer(pause)), *model.steps])
