@@ -69,3 +69,13 @@ def slow(model: Pipeline) -> Pipeline:
     """``model`` behind a first step that waits SLOW_SECONDS on every call: a model
     as slow as a large ensemble or a remote feature lookup can be."""
     return Pipeline([("pause", FunctionTransformer(pause)), *model.steps])
+
+
+def refuse(rows: Any) -> Any:
+    """Fail, as a model does on input it cannot handle."""
+    raise ValueError(f"this model refuses every row ({len(rows)} given)")
+
+
+def failing(model: Pipeline) -> Pipeline:
+    """``model`` behind a first step that raises on every call."""
+    return Pipeline([("refuse", FunctionTransformer(refuse)), *model.steps])

@@ -1,10 +1,13 @@
 """The shadow runner on its own: what agrees, and failures that stay in its thread."""
 
-import time
+from pathlib import Path
 
-from app.model import ClassPrediction, Predictor, ValuePrediction
+import joblib
+
+from app.model import MODEL_FILE, ClassPrediction, Predictor, ValuePrediction
 from app.monitoring.shadow import Shadow, agrees
 from app.schemas import FEATURE_EXAMPLE
+from tests.user_models import failing
 
 
 def test_a_classifier_agrees_on_the_same_label_whatever_its_probability() -> None:
@@ -25,19 +28,19 @@ def test_a_regressor_agrees_within_the_relative_tolerance() -> None:
     assert agrees(ValuePrediction(value=0.0), ValuePrediction(value=0.0), tolerance=0.0)
 
 
-def test_a_failing_shadow_counts_its_rows_and_raises_nothing(predictor: Predictor) -> None:
-    shadow = Shadow(predictor)
+def test_a_failing_shadow_counts_its_rows_and_raises_nothing(
+    predictor: Predictor, model_dir: Path, model_version: str
+) -> None:
+    estimator = joblib.load(model_dir / model_version / MODEL_FILE)
+    shadow = Shadow(Predictor(failing(estimator), predictor.metadata))
     shadow.start()
-    [answer] = predictor.predict([FEATURE_EXAMPLE])
+    answers = predictor.predict([FEATURE_EXAMPLE] * 3)
 
-    shadow.submit([{"not a feature": 1}], [answer])
-    while shadow.status().pending:  # answered alone, not in one call with the next
-        time.sleep(0.01)
-    shadow.submit([FEATURE_EXAMPLE], [answer])
+    shadow.submit([FEATURE_EXAMPLE] * 3, answers)
     shadow.close()
 
     status = shadow.status()
-    assert (status.failed, status.compared, status.agreeing, status.pending) == (1, 1, 1, 0)
+    assert (status.failed, status.compared, status.pending) == (3, 0, 0)
 
 
 def test_rows_submitted_after_close_are_skipped(predictor: Predictor) -> None:
