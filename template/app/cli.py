@@ -27,6 +27,7 @@ from app.model import (
     ArtifactMetadata,
     Predictor,
     load_service_model,
+    load_shadow_model,
     read_metadata,
     resolve_artifact_dir,
 )
@@ -63,31 +64,51 @@ def preflight() -> bool:
         settings = load_settings()
         configure_logging(settings.log_level, settings.log_format)
         predictor, notes = load_service_model(settings, warm_up=False)
+        shadow, shadow_notes = load_shadow_model(settings, warm_up=False)
     except ServiceError as exc:
         logger.error("cannot start", error=exc.message)
         return False
-    if not _warm_up_in_child(predictor):
+    if not _warm_up_in_child(predictor, shadow):
         return False
     for note in notes:
         logger.warning("model loaded with a difference", note=note)
+    for note in shadow_notes:
+        logger.warning("shadow model loaded with a difference", note=note)
     logger.info(
         "model verified",
         model_version=predictor.version,
         metrics=predictor.metadata.metrics,
     )
+    if shadow is not None:
+        logger.info(
+            "shadow model verified",
+            shadow_model_version=shadow.version,
+            metrics=shadow.metadata.metrics,
+        )
     return True
 
 
-def _warm_up_and_exit(predictor: Predictor) -> None:
+def _warm_up_and_exit(predictor: Predictor, shadow: Predictor | None) -> None:
     try:
         predictor.warm_up(FEATURE_EXAMPLE)
     except ServiceError as exc:
         logger.error("cannot start", error=exc.message)
         sys.exit(1)
+    if shadow is None:
+        return
+    try:
+        shadow.warm_up(FEATURE_EXAMPLE)
+    except ServiceError as exc:
+        logger.error(
+            "cannot start", error=f"shadow model (APP_SHADOW_MODEL_VERSION): {exc.message}"
+        )
+        sys.exit(1)
 
 
-def _warm_up_in_child(predictor: Predictor) -> bool:
-    child = multiprocessing.get_context("fork").Process(target=_warm_up_and_exit, args=(predictor,))
+def _warm_up_in_child(predictor: Predictor, shadow: Predictor | None = None) -> bool:
+    child = multiprocessing.get_context("fork").Process(
+        target=_warm_up_and_exit, args=(predictor, shadow)
+    )
     child.start()
     child.join()
     return child.exitcode == 0

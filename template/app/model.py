@@ -277,8 +277,13 @@ def available_versions(model_dir: Path) -> list[str]:
     )
 
 
-def resolve_artifact_dir(model_dir: Path, version: str | None) -> Path:
-    """The folder of the version to serve; with no version, the only one there is."""
+def resolve_artifact_dir(
+    model_dir: Path, version: str | None, *, setting: str = "APP_MODEL_VERSION"
+) -> Path:
+    """The folder of the version to serve; with no version, the only one there is.
+
+    ``setting`` is the environment variable that chose ``version``, named in errors.
+    """
     if not model_dir.is_dir():
         raise ArtifactError(
             f"model folder {model_dir} does not exist; run `make train` to create it "
@@ -301,7 +306,7 @@ def resolve_artifact_dir(model_dir: Path, version: str | None) -> Path:
         known = f" (it holds {', '.join(versions)})" if versions else ""
         raise ArtifactError(
             f"model version {version} not found: {directory} does not exist{known}; "
-            f"run `make train MODEL_VERSION={version}` or fix APP_MODEL_VERSION"
+            f"run `make train MODEL_VERSION={version}` or fix {setting}"
         )
     return directory
 
@@ -470,3 +475,29 @@ def load_service_model(settings: Settings, *, warm_up: bool = True) -> tuple[Pre
             "train it on your data (make train DATA=...)"
         )
     return predictor, notes
+
+
+def load_shadow_model(
+    settings: Settings, *, warm_up: bool = True
+) -> tuple[Predictor | None, list[str]]:
+    """Load the shadow model ``settings`` name, verified exactly like the primary one.
+
+    None when APP_SHADOW_MODEL_VERSION is unset. Every error names that variable.
+    """
+    version = settings.shadow_model_version
+    if version is None:
+        return None, []
+    try:
+        return load_predictor(
+            resolve_artifact_dir(settings.model_dir, version, setting="APP_SHADOW_MODEL_VERSION"),
+            task=TASK,
+            features=FEATURES,
+            class_labels=CLASS_LABELS,
+            example=FEATURE_EXAMPLE,
+            threshold=settings.decision_threshold or DECISION_THRESHOLD,
+            warm_up=warm_up,
+        )
+    except ArtifactError as exc:
+        raise ArtifactError(
+            f"shadow model (APP_SHADOW_MODEL_VERSION={version}): {exc.message}"
+        ) from None

@@ -1,5 +1,6 @@
 """Models built the way a user would build them outside this project, to import."""
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,12 @@ from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from app.schemas import FEATURES, TARGET, TASK
+
+SLOW_SECONDS = 0.5
+"""How long a model made ``slow`` takes for each call."""
 
 
 def estimator_for(task: str) -> LogisticRegression | Ridge:
@@ -78,3 +82,25 @@ class SpoiledModel:
 
     def predict_proba(self, rows: Any) -> Answers:
         return self.spoil(np.asarray(self.model.predict_proba(rows), dtype=np.float64))
+
+
+def pause(rows: Any) -> Any:
+    """Wait SLOW_SECONDS, then hand the rows on unchanged."""
+    time.sleep(SLOW_SECONDS)
+    return rows
+
+
+def slow(model: Pipeline) -> Pipeline:
+    """``model`` behind a first step that waits SLOW_SECONDS on every call: a model
+    as slow as a large ensemble or a remote feature lookup can be."""
+    return Pipeline([("pause", FunctionTransformer(pause)), *model.steps])
+
+
+def refuse(rows: Any) -> Any:
+    """Fail, as a model does on input it cannot handle."""
+    raise ValueError(f"this model refuses every row ({len(rows)} given)")
+
+
+def failing(model: Pipeline) -> Pipeline:
+    """``model`` behind a first step that raises on every call."""
+    return Pipeline([("refuse", FunctionTransformer(refuse)), *model.steps])

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.api.deps import PredictorDep
 from app.api.errors import ErrorEnvelope
 from app.monitoring.prediction_log import PredictionLog, PredictionLogStatus
+from app.monitoring.shadow import Shadow, ShadowStatus
 
 router = APIRouter(tags=["operations"])
 
@@ -24,6 +25,9 @@ class Readiness(BaseModel):
     prediction_log: PredictionLogStatus | None = Field(
         description="Absent when APP_PREDICTION_LOG_ENABLED is false."
     )
+    shadow: ShadowStatus | None = Field(
+        default=None, description="The shadow model; absent when APP_SHADOW_MODEL_VERSION is unset."
+    )
 
 
 @router.get("/health", summary="Liveness: the process answers")
@@ -38,7 +42,9 @@ async def health() -> Health:
 )
 async def ready(request: Request, predictor: PredictorDep) -> Readiness:
     prediction_log: PredictionLog | None = request.app.state.prediction_log
+    shadow: Shadow | None = request.app.state.shadow
     return Readiness(
         model_version=predictor.version,
         prediction_log=prediction_log.status() if prediction_log is not None else None,
+        shadow=shadow.status() if shadow is not None else None,
     )

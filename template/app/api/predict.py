@@ -17,6 +17,7 @@ from app.features import FeatureSpec, InputFormat, Task
 from app.model import ModelSource, Predictor
 from app.model import Prediction as ModelPrediction
 from app.monitoring.prediction_log import PredictionLog
+from app.monitoring.shadow import Shadow
 from app.observability.context import current_request_id
 from app.observability.observer import Observer
 from app.schemas import (
@@ -124,8 +125,14 @@ def _predict(
         observer.predicted(records, results, time.perf_counter() - started)
     answers = [_fields(result) for result in results]
     prediction_log: PredictionLog | None = request.app.state.prediction_log
+    log_rows: list[dict[str, Any]] = []
     if prediction_log is not None:
-        prediction_log.record(_log_rows(request, records, answers, predictor.version, settings))
+        log_rows = _log_rows(request, records, answers, predictor.version, settings)
+        prediction_log.record(log_rows)
+    shadow: Shadow | None = request.app.state.shadow
+    if shadow is not None:
+        # Only queued: the shadow predicts from its own thread, after this response.
+        shadow.submit(records, results, log_rows)
     if len(answers) == 1:
         request.state.prediction_id = answers[0]["prediction_id"]
     else:

@@ -53,13 +53,16 @@ predictions = Table(
     Column("prediction_id", String(32), primary_key=True),
     Column("created_at", DateTime(timezone=True), nullable=False, index=True),
     Column("model_version", String(64), nullable=False, index=True),
-    Column("role", String(8), nullable=False, default="primary"),
+    Column("role", String(8), primary_key=True, default="primary"),
     Column("request_id", String(128)),
     Column("features", _JSON, nullable=False),
     Column("output", _JSON, nullable=False),
     Column("latency_ms", Float, nullable=False),
 )
-"""One row per answered row; ``role`` is ``shadow`` for a shadow model's answer."""
+"""One row per answered row; ``role`` is ``shadow`` for a shadow model's answer.
+
+A shadow's row carries the prediction id of the primary row it shadows, so feedback
+on that id scores both versions: the key is (prediction_id, role)."""
 
 feedback = Table(
     "feedback",

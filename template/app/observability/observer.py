@@ -69,3 +69,15 @@ class Observer(Protocol):
 
     def log_dropped(self, rows: int) -> None:
         """The prediction log's buffer was full: ``rows`` will never be written."""
+
+    def shadow_loaded(self, predictor: Predictor) -> None:
+        """The shadow model is verified and warmed up, beside the primary one."""
+
+    def shadow_compared(self, rows: int, agreeing: int) -> None:
+        """The shadow answered ``rows``; on ``agreeing`` of them it agreed with the primary."""
+
+    def shadow_skipped(self, rows: int) -> None:
+        """The shadow's buffer was full: ``rows`` were not predicted by the shadow."""
+
+    def shadow_failed(self, rows: int) -> None:
+        """The shadow model raised on ``rows``: they have no shadow answer."""

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from app.main import create_app
 from app.model import Predictor
@@ -136,6 +138,32 @@ def test_old_predictions_are_pruned_with_their_feedback(sqlite_url: str) -> None
     engine.dispose()
     assert removed == 1
     assert left == ["new"]
+
+
+def test_a_prediction_id_holds_one_row_per_role(sqlite_url: str) -> None:
+    engine = create_log_engine(sqlite_url)
+    metadata.create_all(engine)
+    row = {
+        "prediction_id": "p1",
+        "created_at": datetime.now(UTC),
+        "model_version": "1",
+        "features": {},
+        "output": {},
+        "latency_ms": 1.0,
+    }
+    with engine.begin() as connection:
+        connection.execute(
+            predictions.insert(),
+            [{**row, "role": "primary"}, {**row, "model_version": "2", "role": "shadow"}],
+        )
+    try:
+        with pytest.raises(IntegrityError), engine.begin() as connection:
+            connection.execute(predictions.insert(), [{**row, "role": "primary"}])
+        with engine.connect() as connection:
+            stored = connection.execute(select(predictions.c.model_version, predictions.c.role))
+            assert sorted(stored) == [("1", "primary"), ("2", "shadow")]
+    finally:
+        engine.dispose()
 
 
 def load(base_url: str, stop_after: int, signal_server: Any) -> list[int]:
