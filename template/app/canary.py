@@ -225,10 +225,13 @@ def canary(
     tolerance: float = TOLERANCE,
     model_version: str | None = None,
     timeout: float = 10.0,
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> int:
-    """Run every check against ``url`` and print the report; 0 when all pass, else 1."""
+    """Run every check against ``url`` and print the report (to ``out``, by default the
+    standard output of the moment); 0 when all pass, else 1."""
+    out = out or sys.stdout
+    err = err or sys.stderr
     try:
         rows, expected = read_golden(golden)
         checks = run_checks(

@@ -33,7 +33,7 @@ from app.model import (
 )
 from app.monitoring.drift_report import format_report, report_from_log, write_plots
 from app.monitoring.prediction_log import describe_log_error, reading_engine
-from app.monitoring.quality import format_quality, quality_report
+from app.monitoring.quality import format_quality, quality_from_log
 from app.observability.logging import configure_logging
 from app.schemas import FEATURE_EXAMPLE
 from app.settings import Settings, load_server_settings, load_settings
@@ -178,17 +178,8 @@ def _drift_report(args: argparse.Namespace) -> int:
 
 def _quality(args: argparse.Namespace) -> int:
     settings, metadata, engine = _report_inputs(args)
-    since, until = _window(args)
     try:
-        report = quality_report(
-            engine,
-            task=metadata.task,
-            classes=metadata.classes,
-            since=since,
-            until=until,
-            min_labels=settings.quality_min_labels,
-            evaluation=metadata.metrics,
-        )
+        report = quality_from_log(engine, metadata, settings, *_window(args))
     except SQLAlchemyError as exc:
         raise ServiceError(describe_log_error(exc)) from None
     finally:

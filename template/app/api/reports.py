@@ -13,7 +13,7 @@ from app.api.errors import ERROR_RESPONSES, ErrorEnvelope
 from app.errors import PredictionLogUnavailable
 from app.monitoring.drift_report import DriftReport, report_from_log
 from app.monitoring.prediction_log import PredictionLog, describe_log_error
-from app.monitoring.quality import QualityReport, quality_report
+from app.monitoring.quality import QualityReport, quality_from_log
 
 router = APIRouter(prefix="/v1", tags=["monitoring"])
 
@@ -87,16 +87,9 @@ def quality(
     model version on the predictions of the window that received feedback, with the
     label coverage; `not_enough_labels` below APP_QUALITY_MIN_LABELS."""
     start, end = window(hours, since, until)
-    metadata = predictor.metadata
     try:
-        return quality_report(
-            prediction_log(request).engine,
-            task=metadata.task,
-            classes=metadata.classes,
-            since=start,
-            until=end,
-            min_labels=settings.quality_min_labels,
-            evaluation=metadata.metrics,
+        return quality_from_log(
+            prediction_log(request).engine, predictor.metadata, settings, start, end
         )
     except SQLAlchemyError as exc:
         raise PredictionLogUnavailable(describe_log_error(exc)) from None

@@ -94,6 +94,14 @@ class DriftReport(BaseModel):
     )
 
 
+class DriftThresholds(BaseModel):
+    """When a window is judged, and how: APP_DRIFT_MIN_ROWS, _PSI_WARNING, _PSI_PAGE."""
+
+    min_rows: int
+    warning: float
+    page: float
+
+
 def read_window(
     engine: Engine, model_version: str, since: datetime, until: datetime, limit: int = MAX_ROWS
 ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
@@ -125,12 +133,12 @@ def _numeric_bin_names(edges: Sequence[float]) -> list[str]:
     return [*names, f"> {_number(edges[-1])}"]
 
 
-def _status(rows: int, index: float | None, min_rows: int, warning: float, page: float) -> Status:
-    if rows < min_rows or index is None:
+def _status(rows: int, index: float | None, thresholds: DriftThresholds) -> Status:
+    if rows < thresholds.min_rows or index is None:
         return "not_enough_data"
-    if index >= page:
+    if index >= thresholds.page:
         return "page"
-    return "warning" if index >= warning else "stable"
+    return "warning" if index >= thresholds.warning else "stable"
 
 
 def _ks(current: Sequence[float], sample: Sequence[float]) -> TwoSampleTest | None:
@@ -156,25 +164,19 @@ def _chi_square(current: Sequence[int], reference: Sequence[float]) -> TwoSample
     )
 
 
-class DriftThresholds(BaseModel):
-    min_rows: int
-    warning: float
-    page: float
-
-
 class _Judge:
     """Turns one signal's live values into a ``SignalDrift``."""
 
-    def __init__(self, rows: int, reference_rows: int, settings: DriftThresholds) -> None:
+    def __init__(self, rows: int, reference_rows: int, thresholds: DriftThresholds) -> None:
         self.rows = rows
         self.reference_rows = reference_rows
-        self.settings = settings
+        self.thresholds = thresholds
 
     def judge(
         self,
         name: str,
         statistics: NumericReference | CategoricalReference,
-        values: Sequence[object],
+        values: Sequence[Any],
         *,
         optional: bool,
     ) -> SignalDrift:
@@ -185,9 +187,9 @@ class _Judge:
             names = _numeric_bin_names(statistics.edges)
             keys = [str(index) for index in range(len(names))]
             for value in present:
-                key = str(bisect_left(statistics.edges, float(value)))  # type: ignore[arg-type]
+                key = str(bisect_left(statistics.edges, float(value)))
                 counts[key] = counts.get(key, 0) + 1
-            test = _ks([float(value) for value in present], statistics.sample)  # type: ignore[arg-type]
+            test = _ks([float(value) for value in present], statistics.sample)
             kind: Literal["numeric", "categorical"] = "numeric"
         else:
             names = keys = list(statistics.fractions)
@@ -216,9 +218,7 @@ class _Judge:
             reference_rows=self.reference_rows,
             psi=None if index is None or math.isnan(index) else round(index, 6),
             test=test,
-            status=_status(
-                self.rows, index, self.settings.min_rows, self.settings.warning, self.settings.page
-            ),
+            status=_status(self.rows, index, self.thresholds),
             bins=[
                 BinShare(
                     bin=label,

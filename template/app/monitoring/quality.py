@@ -29,8 +29,10 @@ from sqlalchemy.exc import IntegrityError
 
 from app.errors import FeedbackConflict, PredictionNotFound
 from app.features import Task
+from app.model import ArtifactMetadata
 from app.monitoring.prediction_log import feedback, metadata, predictions
 from app.monitoring.text import table
+from app.settings import Settings
 
 FeedbackStatus = Literal["recorded", "already_recorded"]
 MAX_LABELLED: Final = 1_000_000
@@ -268,6 +270,26 @@ def quality_report(
         min_labels=min_labels,
         evaluation=dict(evaluation),
         versions=versions,
+    )
+
+
+def quality_from_log(
+    engine: Engine,
+    metadata: ArtifactMetadata,
+    settings: Settings,
+    since: datetime,
+    until: datetime,
+) -> QualityReport:
+    """The quality report of the prediction log over [since, until), for ``metadata``'s
+    task and classes, beside its hold-out metrics."""
+    return quality_report(
+        engine,
+        task=metadata.task,
+        classes=metadata.classes,
+        since=since,
+        until=until,
+        min_labels=settings.quality_min_labels,
+        evaluation=metadata.metrics,
     )
 
 

@@ -1,14 +1,13 @@
 """The canary, run as after a deploy: `python -m app canary` against a real server."""
 
 import json
-import subprocess
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.commands import Outcome, run_app
 from tests.server import (
     PROJECT_ROOT,
     free_port,
@@ -32,15 +31,10 @@ def service_url(model_dir: Path, model_version: str) -> Iterator[str]:
     stop(server)
 
 
-def canary(*arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "app", "canary", *arguments],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+@pytest.fixture
+def canary(capsys: pytest.CaptureFixture[str]) -> Callable[..., Outcome]:
+    """Runs `python -m app canary` with the given arguments."""
+    return lambda *arguments: run_app(capsys, "canary", *arguments)
 
 
 def lines_of(output: str, check: str) -> list[str]:
@@ -62,7 +56,9 @@ def altered_golden(tmp_path: Path, row: int) -> Path:
     return path
 
 
-def test_the_service_serving_the_trained_model_passes(service_url: str, model_version: str) -> None:
+def test_the_service_serving_the_trained_model_passes(
+    canary: Callable[..., Outcome], service_url: str, model_version: str
+) -> None:
     result = canary("--url", service_url, "--model-version", model_version)
 
     assert result.returncode == 0, result.stdout + result.stderr
@@ -78,7 +74,7 @@ def test_the_service_serving_the_trained_model_passes(service_url: str, model_ve
 
 
 def test_an_answer_that_differs_from_the_recorded_one_fails_naming_its_row(
-    service_url: str, tmp_path: Path
+    canary: Callable[..., Outcome], service_url: str, tmp_path: Path
 ) -> None:
     golden = altered_golden(tmp_path, row=2)
 
@@ -92,7 +88,9 @@ def test_an_answer_that_differs_from_the_recorded_one_fails_naming_its_row(
     assert result.stdout.splitlines()[-1].startswith("canary failed against")
 
 
-def test_another_model_version_than_expected_fails(service_url: str) -> None:
+def test_another_model_version_than_expected_fails(
+    canary: Callable[..., Outcome], service_url: str
+) -> None:
     result = canary("--url", service_url, "--model-version", "not-this-one")
 
     assert result.returncode == 1
@@ -101,7 +99,7 @@ def test_another_model_version_than_expected_fails(service_url: str) -> None:
     assert "expected not-this-one" in line
 
 
-def test_an_unreachable_service_is_one_clear_line() -> None:
+def test_an_unreachable_service_is_one_clear_line(canary: Callable[..., Outcome]) -> None:
     url = f"http://127.0.0.1:{free_port()}"
 
     result = canary("--url", url)
@@ -113,7 +111,9 @@ def test_an_unreachable_service_is_one_clear_line() -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_a_missing_golden_file_is_one_clear_line(tmp_path: Path) -> None:
+def test_a_missing_golden_file_is_one_clear_line(
+    canary: Callable[..., Outcome], tmp_path: Path
+) -> None:
     result = canary("--url", "http://127.0.0.1:9", "--golden", str(tmp_path / "none.json"))
 
     assert result.returncode == 1
@@ -122,7 +122,7 @@ def test_a_missing_golden_file_is_one_clear_line(tmp_path: Path) -> None:
     assert "make golden-update" in line
 
 
-def test_a_negative_tolerance_is_refused() -> None:
+def test_a_negative_tolerance_is_refused(canary: Callable[..., Outcome]) -> None:
     result = canary("--url", "http://127.0.0.1:9", "--tolerance", "-1")
 
     assert result.returncode == 2

@@ -1,19 +1,17 @@
 """The drift report of live traffic, from the endpoint and from the command line."""
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.schemas import FEATURE_EXAMPLE, FEATURES
 from app.settings import Settings
-from tests.server import PROJECT_ROOT
+from tests.commands import Outcome, run_app
 from training.data import load_dataset
 
 MOVED = next(feature.name for feature in FEATURES if feature.type in ("float", "integer"))
@@ -40,33 +38,31 @@ def moved(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**row, MOVED: highest} for row in rows]
 
 
-def report_command(settings: Settings, *arguments: str) -> subprocess.CompletedProcess[str]:
+def report_command(
+    capsys: pytest.CaptureFixture[str], settings: Settings, *arguments: str
+) -> Outcome:
+    """`python -m app drift-report` on the log and the model of ``settings``."""
     env = {
-        **os.environ,
         "APP_PREDICTION_LOG_PATH": str(settings.prediction_log_path),
         "APP_MODEL_DIR": str(settings.model_dir),
         "APP_MODEL_VERSION": str(settings.model_version),
         "APP_LOG_FORMAT": "json",
     }
-    return subprocess.run(
-        [sys.executable, "-m", "app", "drift-report", *arguments],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    return run_app(capsys, "drift-report", *arguments, env=env)
 
 
 def test_live_drift_is_reported_for_exactly_the_moved_feature(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     logged = settings.model_copy(update={"prediction_log_path": tmp_path / "predictions.db"})
     with TestClient(create_app(logged)) as client:
         serve(client, moved(training_rows(ROWS)))
         report = client.get("/v1/drift", params={"hours": 1}).json()
 
-    as_json = report_command(logged, "--format", "json", "--hours", "1")
-    table = report_command(logged, "--plot-dir", str(tmp_path / "plots"), "--fail-on", "page")
+    as_json = report_command(capsys, logged, "--format", "json", "--hours", "1")
+    table = report_command(
+        capsys, logged, "--plot-dir", str(tmp_path / "plots"), "--fail-on", "page"
+    )
 
     assert report["rows"] == ROWS
     assert report["drifted"] == [MOVED]
@@ -89,12 +85,14 @@ def test_traffic_like_training_is_stable(settings: Settings, tmp_path: Path) -> 
     assert report["status"] == "stable", report
 
 
-def test_a_window_below_the_minimum_says_so(settings: Settings, tmp_path: Path) -> None:
+def test_a_window_below_the_minimum_says_so(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     logged = settings.model_copy(update={"prediction_log_path": tmp_path / "predictions.db"})
     with TestClient(create_app(logged)) as client:
         serve(client, [FEATURE_EXAMPLE] * 10)
 
-    result = report_command(logged, "--format", "json", "--fail-on", "warning")
+    result = report_command(capsys, logged, "--format", "json", "--fail-on", "warning")
 
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -102,10 +100,12 @@ def test_a_window_below_the_minimum_says_so(settings: Settings, tmp_path: Path) 
     assert report["rows"] == 10
 
 
-def test_a_missing_log_is_one_clear_line(settings: Settings, tmp_path: Path) -> None:
+def test_a_missing_log_is_one_clear_line(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     absent = settings.model_copy(update={"prediction_log_path": tmp_path / "none.db"})
 
-    result = report_command(absent)
+    result = report_command(capsys, absent)
 
     assert result.returncode == 1
     [line] = result.stderr.splitlines()

@@ -6,9 +6,6 @@ a ``database`` (tests/databases.py).
 
 import json
 import math
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +18,7 @@ from sklearn.metrics import roc_auc_score
 from app.main import create_app
 from app.schemas import CLASS_LABELS, FEATURE_EXAMPLE
 from app.settings import Settings
-from tests.server import PROJECT_ROOT
+from tests.commands import run_app
 from training.data import load_dataset
 
 FIELD = "label" if CLASS_LABELS else "value"
@@ -93,7 +90,11 @@ def log_settings(settings: Settings, database: str) -> Settings:
 
 
 def test_feedback_round_trip_gives_the_expected_quality(
-    log_settings: Settings, database: str, model_dir: Path, model_version: str
+    log_settings: Settings,
+    database: str,
+    model_dir: Path,
+    model_version: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     with TestClient(create_app(log_settings)) as client:
         answers = predict(client, load_dataset().rows[:PREDICTED])
@@ -113,17 +114,13 @@ def test_feedback_round_trip_gives_the_expected_quality(
     check_scores(version, expected)
     # The command line reads the same log and says the same.
     env = {
-        **os.environ,
         "APP_DATABASE_URL": database,
         "APP_MODEL_DIR": str(model_dir),
         "APP_MODEL_VERSION": model_version,
         "APP_QUALITY_MIN_LABELS": str(LABELLED),
     }
-    command = [sys.executable, "-m", "app", "quality"]
-    as_json = subprocess.run(
-        [*command, "--format", "json"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True
-    )
-    table = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+    as_json = run_app(capsys, "quality", "--format", "json", env=env)
+    table = run_app(capsys, "quality", env=env)
     assert as_json.returncode == 0, as_json.stderr
     check_scores(json.loads(as_json.stdout)["versions"][0], expected)
     assert table.returncode == 0, table.stderr

@@ -1,6 +1,7 @@
 """The shadow model: it answers the same rows off the response path, its answers are
 logged beside the primary's, its agreement is counted, and it never delays a response."""
 
+import json
 import math
 import os
 import shutil
@@ -23,6 +24,7 @@ from app.model import (
 )
 from app.schemas import FEATURE_EXAMPLE
 from app.settings import Settings
+from tests.commands import run_app
 from tests.integration.test_prediction_log import load, rows_in
 from tests.integration.test_server import one_line_failure
 from tests.server import serving_env, start_server, stop, wait_until_ready
@@ -180,15 +182,30 @@ def test_sigterm_during_load_logs_a_shadow_row_for_every_answer(
     assert len(stored) == 2 * answered, output
 
 
+def check_failure(capsys: pytest.CaptureFixture[str], env: dict[str, str]) -> str:
+    """Run `python -m app check`, the preflight the server's master runs before any
+    worker starts, expect it to fail, and return its single error line."""
+    result = run_app(capsys, "check", env=env)
+    assert result.returncode == 1, result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    errors = [line for line in result.stdout.splitlines() if '"level": "error"' in line]
+    assert len(errors) == 1, result.stdout
+    record = json.loads(errors[0])
+    assert record["event"] == "cannot start"
+    error: str = record["error"]
+    return error
+
+
 def test_a_shadow_version_that_does_not_exist_stops_start_up_with_one_line(
-    model_dir: Path, model_version: str
+    model_dir: Path, model_version: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    error = one_line_failure(
+    error = check_failure(
+        capsys,
         {
             "APP_MODEL_DIR": str(model_dir),
             "APP_MODEL_VERSION": model_version,
             "APP_SHADOW_MODEL_VERSION": "9.9.9",
-        }
+        },
     )
 
     assert error.startswith("shadow model (APP_SHADOW_MODEL_VERSION=9.9.9): ")
@@ -196,14 +213,15 @@ def test_a_shadow_version_that_does_not_exist_stops_start_up_with_one_line(
 
 
 def test_the_primary_version_as_shadow_stops_start_up_with_one_line(
-    model_dir: Path, model_version: str
+    model_dir: Path, model_version: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    error = one_line_failure(
+    error = check_failure(
+        capsys,
         {
             "APP_MODEL_DIR": str(model_dir),
             "APP_MODEL_VERSION": model_version,
             "APP_SHADOW_MODEL_VERSION": model_version,
-        }
+        },
     )
 
     assert "APP_SHADOW_MODEL_VERSION" in error
@@ -231,14 +249,15 @@ def test_a_tampered_shadow_stops_start_up_with_one_line(
 
 
 def test_an_invalid_shadow_version_is_refused_naming_the_variable(
-    model_dir: Path, model_version: str
+    model_dir: Path, model_version: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    error = one_line_failure(
+    error = check_failure(
+        capsys,
         {
             "APP_MODEL_DIR": str(model_dir),
             "APP_MODEL_VERSION": model_version,
             "APP_SHADOW_MODEL_VERSION": "../elsewhere",
-        }
+        },
     )
 
     assert error.startswith("invalid setting APP_SHADOW_MODEL_VERSION: ")
