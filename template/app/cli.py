@@ -32,7 +32,12 @@ from app.model import (
     resolve_artifact_dir,
 )
 from app.monitoring.drift_report import format_report, report_from_log, write_plots
-from app.monitoring.prediction_log import describe_log_error, reading_engine
+from app.monitoring.prediction_log import (
+    LogReader,
+    ReportT,
+    describe_log_error,
+    reading_engine,
+)
 from app.monitoring.quality import format_quality, quality_from_log
 from app.observability.logging import configure_logging
 from app.schemas import FEATURE_EXAMPLE
@@ -160,14 +165,19 @@ def _write(report: BaseModel, table: str, output_format: str) -> None:
     sys.stdout.write(report.model_dump_json(indent=2) + "\n" if output_format == "json" else table)
 
 
-def _drift_report(args: argparse.Namespace) -> int:
+def _from_log(args: argparse.Namespace, read: LogReader[ReportT]) -> ReportT:
+    """``read`` the prediction log over the window of ``args``, for the judged model."""
     settings, metadata, engine = _report_inputs(args)
     try:
-        report = report_from_log(engine, metadata, settings, *_window(args))
+        return read(engine, metadata, settings, *_window(args))
     except SQLAlchemyError as exc:
         raise ServiceError(describe_log_error(exc)) from None
     finally:
         engine.dispose()
+
+
+def _drift_report(args: argparse.Namespace) -> int:
+    report = _from_log(args, report_from_log)
     _write(report, format_report(report), args.format)
     if args.plot_dir is not None:
         for path in write_plots(report, args.plot_dir):
@@ -177,13 +187,7 @@ def _drift_report(args: argparse.Namespace) -> int:
 
 
 def _quality(args: argparse.Namespace) -> int:
-    settings, metadata, engine = _report_inputs(args)
-    try:
-        report = quality_from_log(engine, metadata, settings, *_window(args))
-    except SQLAlchemyError as exc:
-        raise ServiceError(describe_log_error(exc)) from None
-    finally:
-        engine.dispose()
+    report = _from_log(args, quality_from_log)
     _write(report, format_quality(report), args.format)
     return 0
 

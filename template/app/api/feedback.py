@@ -23,12 +23,14 @@ written in batches, every half second, so feedback may overtake its prediction."
 
 
 def _record(request: Request, body: Feedback, observed: dict[str, object]) -> RecordedFeedback:
-    engine = prediction_log(request).engine
+    log = prediction_log(request)
+    engine = log.engine
     now = datetime.now(UTC)
     observed_at = body.observed_at or now
     if observed_at.tzinfo is None:
         observed_at = observed_at.replace(tzinfo=UTC)
     try:
+        log.ensure_tables()
         try:
             return record_feedback(engine, body.prediction_id, observed, observed_at, now)
         except PredictionNotFound:

@@ -11,9 +11,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.api.deps import PredictorDep, SettingsDep
 from app.api.errors import ERROR_RESPONSES, ErrorEnvelope
 from app.errors import PredictionLogUnavailable
+from app.model import Predictor
 from app.monitoring.drift_report import DriftReport, report_from_log
-from app.monitoring.prediction_log import PredictionLog, describe_log_error
+from app.monitoring.prediction_log import LogReader, PredictionLog, ReportT, describe_log_error
 from app.monitoring.quality import QualityReport, quality_from_log
+from app.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["monitoring"])
 
@@ -51,6 +53,21 @@ def prediction_log(request: Request) -> PredictionLog:
     return log
 
 
+def from_log(
+    request: Request,
+    predictor: Predictor,
+    settings: Settings,
+    span: tuple[datetime, datetime],
+    read: LogReader[ReportT],
+) -> ReportT:
+    """``read`` the prediction log over ``span`` for the served model; a log that is off
+    or unreachable is a 503."""
+    try:
+        return read(prediction_log(request).engine, predictor.metadata, settings, *span)
+    except SQLAlchemyError as exc:
+        raise PredictionLogUnavailable(describe_log_error(exc)) from None
+
+
 # Plain `def` routes: the database is read in FastAPI's thread pool, off the event loop.
 @router.get(
     "/drift", responses=REPORT_RESPONSES, summary="Drift of the live inputs and predictions"
@@ -65,13 +82,7 @@ def drift(
 ) -> DriftReport:
     """PSI and a two-sample test per feature and for the predictions of the served model,
     over a window of the prediction log; `not_enough_data` below APP_DRIFT_MIN_ROWS rows."""
-    start, end = window(hours, since, until)
-    try:
-        return report_from_log(
-            prediction_log(request).engine, predictor.metadata, settings, start, end
-        )
-    except SQLAlchemyError as exc:
-        raise PredictionLogUnavailable(describe_log_error(exc)) from None
+    return from_log(request, predictor, settings, window(hours, since, until), report_from_log)
 
 
 @router.get("/quality", responses=REPORT_RESPONSES, summary="Quality measured with feedback")
@@ -86,10 +97,4 @@ def quality(
     """Accuracy, macro F1 and ROC AUC (classifiers) or MAE and RMSE (regressors) of each
     model version on the predictions of the window that received feedback, with the
     label coverage; `not_enough_labels` below APP_QUALITY_MIN_LABELS."""
-    start, end = window(hours, since, until)
-    try:
-        return quality_from_log(
-            prediction_log(request).engine, predictor.metadata, settings, start, end
-        )
-    except SQLAlchemyError as exc:
-        raise PredictionLogUnavailable(describe_log_error(exc)) from None
+    return from_log(request, predictor, settings, window(hours, since, until), quality_from_log)

@@ -13,11 +13,11 @@ At shutdown the thread writes what is left before the worker exits.
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol, TypeVar
 
 import structlog
 from pydantic import BaseModel, Field
@@ -40,6 +40,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.errors import ServiceError
+from app.model import ArtifactMetadata
 from app.settings import Settings
 
 logger = structlog.stdlib.get_logger("app.prediction_log")
@@ -73,6 +74,10 @@ feedback = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
 )
 """The true label or value of a prediction, reported later through /v1/feedback."""
+
+ReportT = TypeVar("ReportT")
+LogReader = Callable[[Engine, ArtifactMetadata, Settings, datetime, datetime], ReportT]
+"""A report read from the log: drift or quality, for one model over [since, until)."""
 
 MAX_RETRY_PAUSE: Final = 10.0
 PRUNE_EVERY: Final = timedelta(hours=1)
@@ -255,10 +260,14 @@ class PredictionLog:
             if self._listener is not None:
                 self._listener.log_written(len(batch), pending)
 
-    def _write(self, batch: Sequence[Mapping[str, Any]]) -> None:
+    def ensure_tables(self) -> None:
+        """Create the log's tables where they do not exist yet; once per process."""
         if not self._ready:
             metadata.create_all(self.engine, checkfirst=True)
             self._ready = True
+
+    def _write(self, batch: Sequence[Mapping[str, Any]]) -> None:
+        self.ensure_tables()
         with self.engine.begin() as connection:
             connection.execute(insert(predictions), list(batch))
 

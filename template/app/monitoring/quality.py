@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from app.errors import FeedbackConflict, PredictionNotFound
 from app.features import Task
 from app.model import ArtifactMetadata
-from app.monitoring.prediction_log import feedback, metadata, predictions
+from app.monitoring.prediction_log import feedback, predictions
 from app.monitoring.text import table
 from app.settings import Settings
 
@@ -86,7 +86,6 @@ def record_feedback(
     The same feedback again is ``already_recorded``; a different truth for the same
     prediction is refused with ``FeedbackConflict``, never silently replaced.
     """
-    metadata.create_all(engine, checkfirst=True)
     answers = _answers(engine, prediction_id)
     if not answers:
         raise PredictionNotFound(
