@@ -5,6 +5,7 @@ python -m app openapi        write the OpenAPI document (the API contract) as JS
 python -m app drift-report   compare a window of the prediction log with the training data
 python -m app quality        score each model version on the predictions that got feedback
 python -m app canary         check a running service against the golden predictions
+python -m app env-example    write .env.example: every setting with its default and meaning
 """
 
 import argparse
@@ -41,7 +42,7 @@ from app.monitoring.prediction_log import (
 from app.monitoring.quality import format_quality, quality_from_log
 from app.observability.logging import configure_logging
 from app.schemas import FEATURE_EXAMPLE
-from app.settings import Settings, load_server_settings, load_settings
+from app.settings import Settings, env_example, load_server_settings, load_settings
 
 logger = structlog.stdlib.get_logger("app.cli")
 
@@ -119,15 +120,19 @@ def _warm_up_in_child(predictor: Predictor, shadow: Predictor | None = None) -> 
     return child.exitcode == 0
 
 
-def _write_openapi(output: Path | None) -> None:
+def _openapi() -> str:
     from app.main import create_app
 
-    document = json.dumps(create_app().openapi(), indent=2, sort_keys=True) + "\n"
+    return json.dumps(create_app().openapi(), indent=2, sort_keys=True) + "\n"
+
+
+def _write_text(text: str, output: Path | None, what: str) -> None:
+    """Write ``text`` to ``output``, or to stdout when there is none."""
     if output is None:
-        sys.stdout.write(document)
+        sys.stdout.write(text)
     else:
-        output.write_text(document, encoding="utf-8")
-        logger.info("contract written", path=str(output))
+        output.write_text(text, encoding="utf-8")
+        logger.info(f"{what} written", path=str(output))
 
 
 def _moment(text: str) -> datetime:
@@ -243,11 +248,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     checker.add_argument(
         "--timeout", type=float, default=10.0, help="seconds to wait for each answer"
     )
+    env = commands.add_parser(
+        "env-example", help="write .env.example: every setting with its default and meaning"
+    )
+    env.add_argument("--output", type=Path, help="file to write (default: stdout)")
     args = parser.parse_args(argv)
+    if args.command == "env-example":
+        _write_text(env_example(), args.output, "settings reference")
+        return 0
     if args.command == "check":
         return 0 if preflight() else 1
     if args.command == "openapi":
-        _write_openapi(args.output)
+        _write_text(_openapi(), args.output, "contract")
         return 0
     if args.command == "canary":
         return canary(

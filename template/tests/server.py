@@ -40,7 +40,8 @@ class Server:
         return self.process.pid
 
     def output(self) -> str:
-        return self.log.read_text(errors="replace")
+        """What the server printed; empty once ``stop`` has collected it."""
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
 def start_server(env_overrides: dict[str, str]) -> Server:

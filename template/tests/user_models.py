@@ -1,6 +1,8 @@
 """Models built the way a user would build them outside this project, to import."""
 
+import os
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -84,8 +86,16 @@ class SpoiledModel:
         return self.spoil(np.asarray(self.model.predict_proba(rows), dtype=np.float64))
 
 
+IN_FLIGHT_DIR_VARIABLE = "TESTS_IN_FLIGHT_DIR"
+"""When this variable names a folder, a slow model leaves a file there on each call, so
+a test can tell when its requests have reached the model."""
+
+
 def pause(rows: Any) -> Any:
     """Wait SLOW_SECONDS, then hand the rows on unchanged."""
+    folder = os.environ.get(IN_FLIGHT_DIR_VARIABLE)
+    if folder:
+        (Path(folder) / uuid.uuid4().hex).touch()
     time.sleep(SLOW_SECONDS)
     return rows
 

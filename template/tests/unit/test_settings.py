@@ -1,7 +1,23 @@
+import re
+from pathlib import Path
+
 import pytest
+from pydantic import Field
+from pydantic_settings import BaseSettings
 
 from app.errors import ConfigError
-from app.settings import load_server_settings, load_settings
+from app.settings import (
+    ServerSettings,
+    Settings,
+    env_example,
+    load_server_settings,
+    load_settings,
+    read_settings,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+ENV_EXAMPLE = PROJECT_ROOT / ".env.example"
+SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (ServerSettings, Settings)
 
 
 def test_defaults_need_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -55,3 +71,83 @@ def test_decision_threshold_must_lie_strictly_between_0_and_1(
 
     with pytest.raises(ConfigError, match=r"APP_DECISION_THRESHOLD: Input should be"):
         load_settings()
+
+
+class SettingsWithAKey(Settings):
+    """The service as it would be with a setting it cannot start without."""
+
+    api_key: str = Field(description="Key callers must send.")
+
+
+def test_missing_required_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("APP_API_KEY", raising=False)
+
+    with pytest.raises(ConfigError) as caught:
+        read_settings(SettingsWithAKey)
+
+    assert caught.value.message == "missing setting APP_API_KEY: required, see .env.example"
+
+
+def test_every_problem_is_named_in_one_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("APP_API_KEY", raising=False)
+    monkeypatch.setenv("APP_MAX_BATCH_SIZE", "lots")
+
+    with pytest.raises(ConfigError) as caught:
+        read_settings(SettingsWithAKey)
+
+    assert caught.value.message.startswith("invalid setting APP_MAX_BATCH_SIZE: Input should be")
+    assert caught.value.message.endswith(
+        "; missing setting APP_API_KEY: required, see .env.example"
+    )
+
+
+def test_every_setting_says_what_it_means() -> None:
+    undescribed = [
+        name
+        for settings_class in SETTINGS_CLASSES
+        for name, field in settings_class.model_fields.items()
+        if not field.description
+    ]
+
+    assert undescribed == []
+
+
+def test_env_example_is_generated_from_the_settings() -> None:
+    assert ENV_EXAMPLE.read_text() == env_example(), "run `make env-example` to update it"
+
+
+def documented_defaults() -> dict[str, str]:
+    """VARIABLE=value of each commented-out line of .env.example."""
+    pairs = re.findall(r"^# ([A-Z][A-Z0-9_]*)=(.*)$", ENV_EXAMPLE.read_text(), re.MULTILINE)
+    return dict(pairs)
+
+
+def test_env_example_shows_the_real_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    documented = documented_defaults()
+    for variable in documented:
+        monkeypatch.delenv(variable, raising=False)
+    defaults = (load_server_settings(), load_settings())
+
+    for variable, value in documented.items():
+        if value:  # an empty value stands for unset
+            monkeypatch.setenv(variable, value)
+
+    assert (load_server_settings(), load_settings()) == defaults
+
+
+def test_env_example_covers_every_setting() -> None:
+    expected = {
+        f"{settings_class.model_config.get('env_prefix', '')}{name}".upper()
+        for settings_class in SETTINGS_CLASSES
+        for name in settings_class.model_fields
+    }
+
+    assert expected <= set(documented_defaults())
+
+
+def test_readme_documents_the_same_variables_as_env_example() -> None:
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    in_readme = re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \|", section, re.MULTILINE)
+
+    assert sorted(in_readme) == sorted(documented_defaults())

@@ -1,0 +1,146 @@
+"""deploy/Dockerfile and .dockerignore, checked statically: hadolint and the image's promises."""
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.deploy.image import DOCKERFILE, PROJECT_ROOT, instructions, read_image
+
+HADOLINT = Path(sys.executable).with_name("hadolint")
+
+
+def test_hadolint_passes_at_its_default_threshold() -> None:
+    result = subprocess.run(
+        [str(HADOLINT), str(DOCKERFILE)], capture_output=True, text=True, check=False
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == ""
+
+
+def test_base_image_is_the_slim_python_of_the_project() -> None:
+    python_version = (PROJECT_ROOT / ".python-version").read_text().strip()
+    bases = [i.arguments.split()[0] for i in instructions() if i.keyword == "FROM"]
+
+    assert read_image().base == f"python:{python_version}-slim"
+    assert bases.count(f"python:{python_version}-slim") == 2  # build and final stages
+
+
+def test_dependencies_come_from_the_lock_file_before_the_code() -> None:
+    steps = [(i.keyword, i.arguments) for i in instructions()]
+    manifests = steps.index(("COPY", "pyproject.toml uv.lock ./"))
+    install = next(n for n, (keyword, args) in enumerate(steps) if "uv sync" in args)
+    code = steps.index(("COPY", "app ./app"))
+
+    assert manifests < install < code
+    assert "--frozen" in steps[install][1]
+    assert "--no-dev" in steps[install][1]
+
+
+def test_image_runs_as_a_numeric_non_root_user() -> None:
+    user = read_image().user
+
+    assert user.isdigit()
+    assert int(user) != 0
+
+
+def test_image_command_is_the_one_make_run_uses() -> None:
+    makefile = (PROJECT_ROOT / "Makefile").read_text()
+    run_recipe = makefile.split("\nrun:", 1)[1].split("\n\n", 1)[0]
+
+    assert read_image().command == ["sh", "deploy/entrypoint.sh"]
+    assert run_recipe.rstrip().endswith("sh deploy/entrypoint.sh")
+
+
+def test_health_check_probes_health_on_the_exposed_port() -> None:
+    image = read_image()
+
+    assert image.exposed == [int(image.env["PORT"])]
+    assert f"http://127.0.0.1:{image.env['PORT']}/health" in " ".join(image.healthcheck)
+
+
+def test_artifacts_are_baked_in_under_a_fixed_path() -> None:
+    image = read_image()
+    copies = [i.arguments for i in instructions() if i.keyword == "COPY"]
+
+    assert "artifacts ./artifacts" in copies
+    assert image.env["APP_MODEL_DIR"] == f"{image.workdir}/artifacts"
+    assert image.env["APP_MODEL_VERSION"]
+
+
+def test_worker_count_is_the_answered_one() -> None:
+    answers = (PROJECT_ROOT / ".copier-answers.yml").read_text()
+    workers = re.search(r"^workers: (\d+)$", answers, re.MULTILINE)
+
+    assert workers is not None
+    assert read_image().env["WEB_CONCURRENCY"] == workers[1]
+
+
+@pytest.mark.parametrize("word", ["PASSWORD", "SECRET", "TOKEN", "KEY", "DATABASE_URL"])
+def test_nothing_secret_is_baked_into_the_image(word: str) -> None:
+    assert not [name for name in read_image().env if word in name]
+
+
+def dockerignore_excludes(path: str) -> bool:
+    """Whether the build context leaves ``path`` out, by Docker's rules: the last
+    matching pattern wins, ``!`` re-includes, and a folder's pattern covers its contents."""
+    excluded = False
+    for line in (PROJECT_ROOT / ".dockerignore").read_text().splitlines():
+        pattern = line.strip()
+        if not pattern or pattern.startswith("#"):
+            continue
+        negated = pattern.startswith("!")
+        pattern = pattern.removeprefix("!").strip("/")
+        regex = re.escape(pattern).replace(r"\*\*/", "(.*/)?").replace(r"\*\*", ".*")
+        regex = regex.replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+        parts = path.split("/")
+        prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+        if any(re.fullmatch(regex, prefix) for prefix in prefixes):
+            excluded = not negated
+    return excluded
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".env",
+        ".venv/bin/python",
+        ".git/HEAD",
+        "data/predictions.db",
+        "notebooks/explore.ipynb",
+        "analysis.ipynb",
+        "app/__pycache__/main.cpython-311.pyc",
+        ".mypy_cache/3.11/app.json",
+        ".pytest_cache/README.md",
+        ".ruff_cache/CACHEDIR.TAG",
+    ],
+)
+def test_build_context_leaves_out(path: str) -> None:
+    assert dockerignore_excludes(path)
+
+
+def test_build_context_keeps_everything_the_image_copies() -> None:
+    sources = [
+        source
+        for i in instructions()
+        if i.keyword == "COPY" and not i.arguments.startswith("--from")
+        for source in i.arguments.split()[:-1]
+    ]
+    model_version = read_image().env["APP_MODEL_VERSION"]
+
+    assert sources  # the Dockerfile copies something
+    kept = [*sources, f"artifacts/{model_version}/model.joblib", "app/main.py"]
+    assert [path for path in kept if dockerignore_excludes(path)] == []
+
+
+def test_lock_file_pins_what_the_image_installs() -> None:
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    lock = (PROJECT_ROOT / "uv.lock").read_text()
+
+    for requirement in project["dependencies"]:
+        name = re.split(r"[<>=\[ ]", requirement, maxsplit=1)[0]
+        assert f'name = "{name}"' in lock, f"{name} is not in uv.lock: run `uv lock`"

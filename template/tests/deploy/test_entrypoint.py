@@ -1,0 +1,144 @@
+"""The image's exact command, run outside a container with the image's environment.
+
+The environment is the Dockerfile's final stage, with its paths mapped onto this
+folder: WORKDIR is the project root (so /srv/.venv/bin is this project's .venv/bin
+and /srv/artifacts its trained artifacts) and the VOLUME a temporary folder. Only
+PORT changes, to a free one, so a server already running here cannot interfere.
+"""
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from app.schemas import FEATURE_EXAMPLE
+from app.settings import ServerSettings
+from tests.deploy.image import BASE_IMAGE_PATH, PROJECT_ROOT, Image, read_image
+from tests.server import Server, free_port, stop, wait_until_ready, worker_pids
+from tests.user_models import IN_FLIGHT_DIR_VARIABLE
+
+
+def image_environment(image: Image, folder: Path) -> dict[str, str]:
+    """The image's environment with its paths mapped onto this machine, its volumes
+    and temporary files in ``folder``, on a free port."""
+    mapped = {image.workdir: str(PROJECT_ROOT)}
+    mapped |= {
+        volume: str(folder / volume.strip("/").replace("/", "-")) for volume in image.volumes
+    }
+    env = {}
+    for name, value in image.env.items():
+        for inside, outside in mapped.items():
+            value = value.replace(inside, outside)
+        env[name] = value
+    # The base image's own PATH is this machine's.
+    env["PATH"] = env["PATH"].replace(BASE_IMAGE_PATH, os.environ["PATH"])
+    for outside in mapped.values():
+        Path(outside).mkdir(parents=True, exist_ok=True)
+    return env | {"PORT": str(free_port()), "TMPDIR": str(folder)}
+
+
+def start_image_command(image: Image, env: dict[str, str]) -> Server:
+    log = Path(env["TMPDIR"]) / "server.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            image.command,
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    return Server(process, log)
+
+
+@pytest.fixture(scope="module")
+def image() -> Image:
+    return read_image()
+
+
+@pytest.fixture(scope="module")
+def env(image: Image, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return image_environment(image, tmp_path_factory.mktemp("image"))
+
+
+@pytest.fixture(scope="module")
+def running(image: Image, env: dict[str, str]) -> Iterator[tuple[Server, str]]:
+    """The image's command, serving the project's own artifacts as the image would."""
+    server = start_image_command(image, env)
+    base_url = f"http://127.0.0.1:{env['PORT']}"
+    try:
+        wait_until_ready(server, base_url)
+        yield server, base_url
+    finally:
+        stop(server)
+
+
+def test_image_command_becomes_ready_with_the_configured_workers(
+    running: tuple[Server, str], env: dict[str, str]
+) -> None:
+    server, base_url = running
+    expected = int(env["WEB_CONCURRENCY"])
+    deadline = time.monotonic() + 30
+    while len(worker_pids(server.pid)) != expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    assert len(worker_pids(server.pid)) == expected
+    assert httpx2.get(f"{base_url}/ready").status_code == 200
+    assert httpx2.post(f"{base_url}/v1/predict", json=FEATURE_EXAMPLE).status_code == 200
+
+
+def test_image_health_check_passes_against_the_running_service(
+    running: tuple[Server, str], image: Image, env: dict[str, str]
+) -> None:
+    command = [part.replace(":8000/", f":{env['PORT']}/") for part in image.healthcheck]
+
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_sigterm_lets_requests_in_flight_finish(
+    image: Image, shadow_model_dir: Path, tmp_path: Path
+) -> None:
+    # One worker: once it is ready, only requests reach the model, never a warm-up.
+    in_flight = tmp_path / "in-flight"
+    in_flight.mkdir()
+    env = image_environment(image, tmp_path) | {
+        "APP_MODEL_DIR": str(shadow_model_dir),
+        "APP_MODEL_VERSION": "slow",  # half a second per call
+        "WEB_CONCURRENCY": "1",
+        IN_FLIGHT_DIR_VARIABLE: str(in_flight),
+    }
+    base_url = f"http://127.0.0.1:{env['PORT']}"
+    server = start_image_command(image, env)
+    requests = 4
+    try:
+        wait_until_ready(server, base_url)
+        for marker in in_flight.iterdir():
+            marker.unlink()
+        with ThreadPoolExecutor(requests) as pool, httpx2.Client(timeout=30) as client:
+            answers = [
+                pool.submit(client.post, f"{base_url}/v1/predict", json=FEATURE_EXAMPLE)
+                for _ in range(requests)
+            ]
+            deadline = time.monotonic() + 10
+            while len(list(in_flight.iterdir())) < requests and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(list(in_flight.iterdir())) == requests, "requests never reached the model"
+            server.process.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            statuses = [answer.result().status_code for answer in answers]
+        server.process.wait(timeout=60)
+        stopped_after = time.monotonic() - signalled
+    finally:
+        output = stop(server)
+
+    assert statuses == [200] * requests, output
+    assert server.process.returncode == 0, output
+    assert stopped_after < ServerSettings.model_fields["graceful_timeout"].default, output
+    assert "Traceback" not in output
