@@ -1,14 +1,18 @@
-"""What deploy/Dockerfile says about the image it builds, read without a container engine.
+"""What deploy/Dockerfile says about the image it builds, read without a container engine,
+and its environment mapped onto this machine to run its command outside a container.
 
 Only the final stage matters: its environment, working directory, user, command,
 exposed port and health check are what runs in production.
 """
 
 import json
+import os
 import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.server import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = PROJECT_ROOT / "deploy" / "Dockerfile"
@@ -81,3 +85,22 @@ def read_image(path: Path = DOCKERFILE) -> Image:
         elif keyword == "CMD":
             image.command = json.loads(arguments)
     return image
+
+
+def image_environment(image: Image, folder: Path) -> dict[str, str]:
+    """The image's environment with its paths mapped onto this machine, its volumes
+    and temporary files in ``folder``, on a free port."""
+    mapped = {image.workdir: str(PROJECT_ROOT)}
+    mapped |= {
+        volume: str(folder / volume.strip("/").replace("/", "-")) for volume in image.volumes
+    }
+    env = {}
+    for name, value in image.env.items():
+        for inside, outside in mapped.items():
+            value = value.replace(inside, outside)
+        env[name] = value
+    # The base image's own PATH is this machine's.
+    env["PATH"] = env["PATH"].replace(BASE_IMAGE_PATH, os.environ["PATH"])
+    for outside in mapped.values():
+        Path(outside).mkdir(parents=True, exist_ok=True)
+    return env | {"PORT": str(free_port()), "TMPDIR": str(folder)}

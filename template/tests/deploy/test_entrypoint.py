@@ -6,7 +6,6 @@ and /srv/artifacts its trained artifacts) and the VOLUME a temporary folder. Onl
 PORT changes, to a free one, so a server already running here cannot interfere.
 """
 
-import os
 import signal
 import subprocess
 import time
@@ -19,28 +18,9 @@ import pytest
 
 from app.schemas import FEATURE_EXAMPLE
 from app.settings import ServerSettings
-from tests.deploy.image import BASE_IMAGE_PATH, PROJECT_ROOT, Image, read_image
-from tests.server import Server, free_port, stop, wait_until_ready, worker_pids
+from tests.deploy.image import PROJECT_ROOT, Image, image_environment, read_image
+from tests.server import Server, stop, wait_until_ready, worker_pids
 from tests.user_models import IN_FLIGHT_DIR_VARIABLE
-
-
-def image_environment(image: Image, folder: Path) -> dict[str, str]:
-    """The image's environment with its paths mapped onto this machine, its volumes
-    and temporary files in ``folder``, on a free port."""
-    mapped = {image.workdir: str(PROJECT_ROOT)}
-    mapped |= {
-        volume: str(folder / volume.strip("/").replace("/", "-")) for volume in image.volumes
-    }
-    env = {}
-    for name, value in image.env.items():
-        for inside, outside in mapped.items():
-            value = value.replace(inside, outside)
-        env[name] = value
-    # The base image's own PATH is this machine's.
-    env["PATH"] = env["PATH"].replace(BASE_IMAGE_PATH, os.environ["PATH"])
-    for outside in mapped.values():
-        Path(outside).mkdir(parents=True, exist_ok=True)
-    return env | {"PORT": str(free_port()), "TMPDIR": str(folder)}
 
 
 def start_image_command(image: Image, env: dict[str, str]) -> Server:
