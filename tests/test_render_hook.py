@@ -35,4 +35,4 @@ def test_answers_file_and_data_render_a_project(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "p" / "README.md").read_text().startswith("# Sorting Hat\n")
-    assert "WEB_CONCURRENCY:-4}" in (tmp_path / "p" / "deploy" / "entrypoint.sh").read_text()
+    assert "# WEB_CONCURRENCY=4\n" in (tmp_path / "p" / ".env.example").read_text()

@@ -28,10 +28,9 @@ def test_default_answers_render_the_iris_classifier(default_project: Path) -> No
     for name in ("sepal_length", "sepal_width", "petal_length", "petal_width"):
         assert f"    {name}: Annotated[" in schemas
     assert '"setosa",\n    "versicolor",\n    "virginica",\n]' in schemas
-    assert (
-        'WEB_CONCURRENCY="${WEB_CONCURRENCY:-2}"'
-        in (default_project / "deploy" / "entrypoint.sh").read_text()
-    )
+    assert "default=2," in (default_project / "app" / "settings.py").read_text()
+    assert "WEB_CONCURRENCY=2 " in (default_project / "deploy" / "Dockerfile").read_text()
+    assert "# WEB_CONCURRENCY=2\n" in (default_project / ".env.example").read_text()
     assert (default_project / ".python-version").read_text() == "3.11\n"
 
 
@@ -85,11 +84,14 @@ def test_only_the_generated_project_is_rendered(default_project: Path) -> None:
     assert top_level == sorted(
         [
             ".copier-answers.yml",
+            ".dockerignore",
+            ".env.example",
             ".gitignore",
             ".python-version",
             "Makefile",
             "README.md",
             "app",
+            "compose.yaml",
             "deploy",
             "docs",
             "pyproject.toml",
