@@ -27,7 +27,7 @@ from training.import_model import import_model
 from training.train import build_pipeline
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def server(model_dir: Path, model_version: str) -> Iterator[str]:
     env = serving_env(model_dir, model_version, workers=2)
     base_url = f"http://127.0.0.1:{env['PORT']}"
@@ -53,17 +53,6 @@ def test_production_server_refuses_bad_input_with_the_envelope(server: str) -> N
 
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "validation_failed"
-
-
-def test_production_server_stops_cleanly_on_sigterm(model_dir: Path, model_version: str) -> None:
-    env = serving_env(model_dir, model_version, workers=1)
-    server = start_server(env)
-    wait_until_ready(server, f"http://127.0.0.1:{env['PORT']}")
-
-    output = stop(server)
-
-    assert server.process.returncode == 0, output
-    assert "Traceback" not in output
 
 
 @pytest.fixture(scope="module")
