@@ -16,6 +16,8 @@ import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BASE = PROJECT_ROOT / "deploy" / "k8s"
+# What read_files() understands; `images` changes only the image reference, which no
+# check reads.
 READABLE_WITHOUT_KUSTOMIZE = {
     "apiVersion",
     "kind",
@@ -38,6 +40,7 @@ def kustomize_command() -> list[str] | None:
 
 
 def build(command: list[str]) -> list[Resource]:
+    """The resources ``command`` (kustomize build, kubectl kustomize) makes of the base."""
     result = subprocess.run(
         [*command, str(BASE)], capture_output=True, text=True, timeout=60, check=False
     )
@@ -45,7 +48,8 @@ def build(command: list[str]) -> list[Resource]:
     return [document for document in yaml.safe_load_all(result.stdout) if document]
 
 
-def read() -> list[Resource]:
+def read_files() -> list[Resource]:
+    """The resources of the files kustomization.yaml lists, with its labels and ConfigMaps."""
     kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text())
     unread = kustomization.keys() - READABLE_WITHOUT_KUSTOMIZE
     assert not unread, f"install kubectl or kustomize to build a base using {sorted(unread)}"
@@ -58,9 +62,9 @@ def read() -> list[Resource]:
     for generator in kustomization.get("configMapGenerator", []):
         assert generator.keys() <= {"name", "literals"}, generator
         data = dict(literal.split("=", 1) for literal in generator.get("literals", []))
+        metadata = {"name": generator["name"]}
         resources.append(
-            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": generator["name"]}}
-            | ({"data": data} if data else {})
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}
         )
     # Selectors name their labels in the files; kustomize adds them to every resource.
     for entry in kustomization.get("labels", []):
