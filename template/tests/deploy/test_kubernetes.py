@@ -49,16 +49,14 @@ def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 
 @pytest.fixture
-def pod_environment(resources: list[Resource], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def pod_environment(resources: list[Resource], monkeypatch: pytest.MonkeyPatch) -> None:
     """This process' settings variables replaced by the pod's, for the settings to read."""
     server_variables = {name.upper() for name in ServerSettings.model_fields}
     for variable in list(os.environ):
         if variable.startswith("APP_") or variable in server_variables:
             monkeypatch.delenv(variable)
-    variables = environment(resources)
-    for variable, value in variables.items():
+    for variable, value in environment(resources).items():
         monkeypatch.setenv(variable, value)
-    return variables
 
 
 def test_every_resource_is_valid_for_kubernetes(resources: list[Resource]) -> None:
