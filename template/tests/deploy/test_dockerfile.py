@@ -41,11 +41,12 @@ def test_dependencies_come_from_the_lock_file_before_the_code() -> None:
     assert "--no-dev" in steps[install][1]
 
 
-def test_image_runs_as_a_numeric_non_root_user() -> None:
-    user = read_image().user
+def test_image_runs_as_a_numeric_non_root_user_and_group() -> None:
+    user, group = read_image().user.split(":")
 
     assert user.isdigit()
-    assert int(user) != 0
+    assert group.isdigit()
+    assert 0 not in (int(user), int(group))
 
 
 def test_image_command_is_the_one_make_run_uses() -> None:
