@@ -9,7 +9,6 @@ appends to its name). A kustomization using anything more is refused, not guesse
 
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import yaml
