@@ -7,10 +7,12 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.deploy.image import DOCKERFILE, PROJECT_ROOT, instructions, read_image
 
 HADOLINT = Path(sys.executable).with_name("hadolint")
+ANSWERS = yaml.safe_load((PROJECT_ROOT / ".copier-answers.yml").read_text())
 
 
 def test_hadolint_passes_at_its_default_threshold() -> None:
@@ -74,11 +76,7 @@ def test_artifacts_are_baked_in_under_a_fixed_path() -> None:
 
 
 def test_worker_count_is_the_answered_one() -> None:
-    answers = (PROJECT_ROOT / ".copier-answers.yml").read_text()
-    workers = re.search(r"^workers: (\d+)$", answers, re.MULTILINE)
-
-    assert workers is not None
-    assert read_image().env["WEB_CONCURRENCY"] == workers[1]
+    assert read_image().env["WEB_CONCURRENCY"] == str(ANSWERS["workers"])
 
 
 @pytest.mark.parametrize("word", ["PASSWORD", "SECRET", "TOKEN", "KEY", "DATABASE_URL"])
@@ -145,3 +143,23 @@ def test_lock_file_pins_what_the_image_installs() -> None:
     for requirement in project["dependencies"]:
         name = re.split(r"[<>=\[ ]", requirement, maxsplit=1)[0]
         assert f'name = "{name}"' in lock, f"{name} is not in uv.lock: run `uv lock`"
+
+
+def test_make_builds_and_runs_the_image_of_the_version_asked_for() -> None:
+    result = subprocess.run(
+        ["make", "--dry-run", "docker-build", "docker-run", "MODEL_VERSION=2.0.0", "PORT=9000"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    image = f"{ANSWERS['project_slug']}:2.0.0"
+    assert (
+        f"docker build --file deploy/Dockerfile --build-arg MODEL_VERSION=2.0.0 --tag {image} ."
+        in result.stdout
+    )
+    assert re.search(
+        rf"^docker run --rm -p 9000:8000 .*{re.escape(image)}$", result.stdout, re.MULTILINE
+    )
