@@ -18,6 +18,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = PROJECT_ROOT / "deploy" / "Dockerfile"
 BASE_IMAGE_PATH = "/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"
 """PATH in the official Python images, which the Dockerfile extends."""
+DEPLOYMENT_VARIABLES = ("APP_OTLP_ENDPOINT",)
+"""Set beside the image by compose and Kubernetes; taken from the tests' environment."""
 
 
 @dataclass(frozen=True)
@@ -103,4 +105,5 @@ def image_environment(image: Image, folder: Path) -> dict[str, str]:
     env["PATH"] = env["PATH"].replace(BASE_IMAGE_PATH, os.environ["PATH"])
     for outside in mapped.values():
         Path(outside).mkdir(parents=True, exist_ok=True)
+    env |= {name: os.environ[name] for name in DEPLOYMENT_VARIABLES if name in os.environ}
     return env | {"PORT": str(free_port()), "TMPDIR": str(folder)}

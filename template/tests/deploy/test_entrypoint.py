@@ -10,7 +10,7 @@ import json
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -64,11 +64,10 @@ def test_image_command_becomes_ready_with_the_configured_workers(
 ) -> None:
     server, base_url = running
     expected = int(env["WEB_CONCURRENCY"])
-    deadline = time.monotonic() + 30
-    while len(worker_pids(server.pid)) != expected and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for(lambda: server.output().count("Application startup complete") >= expected)
 
     assert len(worker_pids(server.pid)) == expected
+    assert server.output().count("Application startup complete") == expected
     assert httpx2.get(f"{base_url}/ready").status_code == 200
     assert httpx2.post(f"{base_url}/v1/predict", json=FEATURE_EXAMPLE).status_code == 200
 
@@ -86,20 +85,24 @@ def test_image_health_check_passes_against_the_running_service(
 def test_sigterm_lets_requests_in_flight_finish(
     image: Image, shadow_model_dir: Path, tmp_path: Path
 ) -> None:
-    # One worker: once it is ready, only requests reach the model, never a warm-up.
+    # A worker predicts one request at a time, each taking half a second with this
+    # model. SIGTERM comes once every request has reached the model: the last one is
+    # then inside it, and the log shows it answered after the signal.
     in_flight = tmp_path / "in-flight"
     in_flight.mkdir()
     env = image_environment(image, tmp_path) | {
         "APP_MODEL_DIR": str(shadow_model_dir),
-        "APP_MODEL_VERSION": "slow",  # half a second per call
-        "WEB_CONCURRENCY": "1",
+        "APP_MODEL_VERSION": "slow",
         IN_FLIGHT_DIR_VARIABLE: str(in_flight),
     }
+    workers = int(env["WEB_CONCURRENCY"])
     base_url = f"http://127.0.0.1:{env['PORT']}"
     server = start_image_command(image, env)
-    requests = 4
+    requests = 2 * workers
     try:
         wait_until_ready(server, base_url)
+        # Every worker has warmed its model up: from now on only requests reach it.
+        wait_for(lambda: server.output().count("Application startup complete") == workers)
         for marker in in_flight.iterdir():
             marker.unlink()
         with ThreadPoolExecutor(requests) as pool, httpx2.Client(timeout=30) as client:
@@ -107,10 +110,7 @@ def test_sigterm_lets_requests_in_flight_finish(
                 pool.submit(client.post, f"{base_url}/v1/predict", json=FEATURE_EXAMPLE)
                 for _ in range(requests)
             ]
-            deadline = time.monotonic() + 10
-            while len(list(in_flight.iterdir())) < requests and time.monotonic() < deadline:
-                time.sleep(0.01)
-            assert len(list(in_flight.iterdir())) == requests, "requests never reached the model"
+            wait_for(lambda: len(list(in_flight.iterdir())) == requests)
             server.process.send_signal(signal.SIGTERM)
             signalled = time.monotonic()
             statuses = [answer.result().status_code for answer in answers]
@@ -123,5 +123,14 @@ def test_sigterm_lets_requests_in_flight_finish(
     assert server.process.returncode == 0, output
     assert stopped_after < ServerSettings.model_fields["graceful_timeout"].default, output
     # Every line, gunicorn's own included, is JSON: a log shipper or `jq` reads them all.
-    records = [json.loads(line) for line in output.splitlines()]
-    assert [r for r in records if r["level"] in ("error", "critical")] == [], output
+    events = [json.loads(line) for line in output.splitlines()]
+    signal_at = next(n for n, e in enumerate(events) if e["event"] == "Handling signal: term")
+    assert [e for e in events[signal_at:] if e.get("status") == 200], output
+    assert [e for e in events if e["level"] in ("error", "critical")] == [], output
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"still waiting after {seconds} s"
+        time.sleep(0.01)
