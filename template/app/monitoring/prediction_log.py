@@ -261,10 +261,19 @@ class PredictionLog:
                 self._listener.log_written(len(batch), pending)
 
     def ensure_tables(self) -> None:
-        """Create the log's tables where they do not exist yet; once per process."""
-        if not self._ready:
+        """Create the log's tables where they do not exist yet; once per process.
+
+        Workers starting together race to create them: one loses between its check
+        and its CREATE, and a second pass finds the tables the winner made. A database
+        that is down fails both passes, and the caller retries later.
+        """
+        if self._ready:
+            return
+        try:
             metadata.create_all(self.engine, checkfirst=True)
-            self._ready = True
+        except SQLAlchemyError:
+            metadata.create_all(self.engine, checkfirst=True)
+        self._ready = True
 
     def _write(self, batch: Sequence[Mapping[str, Any]]) -> None:
         self.ensure_tables()

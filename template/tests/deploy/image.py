@@ -12,14 +12,14 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from tests.server import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = PROJECT_ROOT / "deploy" / "Dockerfile"
 BASE_IMAGE_PATH = "/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"
 """PATH in the official Python images, which the Dockerfile extends."""
-DEPLOYMENT_VARIABLES = ("APP_OTLP_ENDPOINT",)
-"""Set beside the image by compose and Kubernetes; taken from the tests' environment."""
 
 
 @dataclass(frozen=True)
@@ -105,5 +105,8 @@ def image_environment(image: Image, folder: Path) -> dict[str, str]:
     env["PATH"] = env["PATH"].replace(BASE_IMAGE_PATH, os.environ["PATH"])
     for outside in mapped.values():
         Path(outside).mkdir(parents=True, exist_ok=True)
-    env |= {name: os.environ[name] for name in DEPLOYMENT_VARIABLES if name in os.environ}
+    # What compose sets beside the image (its addresses) comes from the tests' environment.
+    compose = yaml.safe_load((PROJECT_ROOT / "compose.yaml").read_text())
+    beside = compose["services"]["api"].get("environment", {})
+    env |= {name: os.environ[name] for name in beside if name in os.environ}
     return env | {"PORT": str(free_port()), "TMPDIR": str(folder)}

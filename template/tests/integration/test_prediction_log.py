@@ -20,7 +20,13 @@ from sqlalchemy.exc import IntegrityError
 
 from app.main import create_app
 from app.model import Predictor
-from app.monitoring.prediction_log import create_log_engine, metadata, predictions, prune
+from app.monitoring.prediction_log import (
+    PredictionLog,
+    create_log_engine,
+    metadata,
+    predictions,
+    prune,
+)
 from app.schemas import FEATURE_EXAMPLE, FEATURES
 from app.settings import Settings
 from tests.server import serving_env, start_server, stop, wait_until_ready
@@ -115,6 +121,31 @@ def wait_for(client: TestClient, condition: Any, seconds: float = 30) -> dict[st
             return details
         assert time.monotonic() < deadline, f"prediction log never got there: {details}"
         time.sleep(0.1)
+
+
+def test_a_worker_losing_the_race_to_create_the_tables_goes_on(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = create_log_engine(sqlite_url)
+    create_all = metadata.create_all
+    passes: list[bool] = []
+
+    def lose_the_race(bind: Any, checkfirst: bool = True) -> None:
+        passes.append(checkfirst)
+        if len(passes) == 1:
+            create_all(bind)  # another worker creates the tables after this one checked...
+            create_all(bind, checkfirst=False)  # ...so this one's CREATE fails
+        else:
+            create_all(bind, checkfirst=checkfirst)
+
+    monkeypatch.setattr(metadata, "create_all", lose_the_race)
+
+    PredictionLog(engine).ensure_tables()
+
+    assert passes == [True, True]
+    with engine.connect() as connection:
+        assert connection.execute(select(predictions)).all() == []
+    engine.dispose()
 
 
 def test_old_predictions_are_pruned_with_their_feedback(sqlite_url: str) -> None:
