@@ -34,6 +34,7 @@ from sqlalchemy import (
     delete,
     event,
     insert,
+    inspect,
     select,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -263,16 +264,19 @@ class PredictionLog:
     def ensure_tables(self) -> None:
         """Create the log's tables where they do not exist yet; once per process.
 
-        Workers starting together race to create them: one loses between its check
-        and its CREATE, and a second pass finds the tables the winner made. A database
-        that is down fails both passes, and the caller retries later.
+        Workers starting together race to create them, table by table: a worker whose
+        CREATE fails because another made the table between its check and its CREATE
+        goes on. Any other failure, such as a database that is down, is raised, and the
+        caller retries later.
         """
         if self._ready:
             return
-        try:
-            metadata.create_all(self.engine, checkfirst=True)
-        except SQLAlchemyError:
-            metadata.create_all(self.engine, checkfirst=True)
+        for table in metadata.sorted_tables:
+            try:
+                table.create(self.engine, checkfirst=True)
+            except SQLAlchemyError:
+                if not inspect(self.engine).has_table(table.name):
+                    raise
         self._ready = True
 
     def _write(self, batch: Sequence[Mapping[str, Any]]) -> None:
