@@ -54,13 +54,14 @@ def start_server(env_overrides: dict[str, str]) -> Server:
         **env_overrides,
     }
     log = Path(tempfile.mkstemp(prefix="server-", suffix=".log")[1])
+    return launch(["sh", "deploy/entrypoint.sh"], env, log)
+
+
+def launch(command: list[str], env: dict[str, str], log: Path) -> Server:
+    """Run ``command`` from the project root, its output going to ``log``."""
     with log.open("wb") as output:
         process = subprocess.Popen(
-            ["sh", "deploy/entrypoint.sh"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
+            command, cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
         )
     return Server(process, log)
 

@@ -10,7 +10,6 @@ verifying and warming up the model adds to a server that loads nothing.
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,8 +19,8 @@ from pathlib import Path
 import httpx2
 from fastapi import FastAPI
 
-from tests.deploy.image import PROJECT_ROOT, image_environment, read_image
-from tests.server import Server, stop
+from tests.deploy.image import image_environment, read_image
+from tests.server import launch, stop
 
 baseline_app = FastAPI()
 
@@ -33,13 +32,9 @@ async def ready() -> dict[str, str]:
 
 def time_to_ready(command: list[str], env: dict[str, str], workers: int) -> tuple[float, float]:
     """Seconds from start to the first 200 from /ready, and to every worker started."""
-    log = Path(env["TMPDIR"]) / "server.log"
     started = time.perf_counter()
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command, cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
-        )
-    server = Server(process, log)
+    server = launch(command, env, Path(env["TMPDIR"]) / "server.log")
+    process = server.process
     first = 0.0
     try:
         while time.perf_counter() - started < 60:

@@ -19,22 +19,13 @@ import pytest
 
 from app.schemas import FEATURE_EXAMPLE
 from app.settings import ServerSettings
-from tests.deploy.image import PROJECT_ROOT, Image, image_environment, read_image
-from tests.server import Server, stop, wait_until_ready, worker_pids
+from tests.deploy.image import Image, image_environment, read_image
+from tests.server import Server, launch, stop, wait_until_ready, worker_pids
 from tests.user_models import IN_FLIGHT_DIR_VARIABLE
 
 
 def start_image_command(image: Image, env: dict[str, str]) -> Server:
-    log = Path(env["TMPDIR"]) / "server.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            image.command,
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    return Server(process, log)
+    return launch(image.command, env, Path(env["TMPDIR"]) / "server.log")
 
 
 @pytest.fixture(scope="module")
