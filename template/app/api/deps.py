@@ -1,4 +1,8 @@
-"""Dependencies handed to routes: the loaded model and the settings."""
+"""Dependencies handed to routes: the loaded model and the settings.
+
+They are ``async`` so FastAPI calls them on the event loop: a plain ``def``
+dependency is sent to the thread pool, which costs more than the lookup itself.
+"""
 
 from typing import Annotated
 
@@ -10,19 +14,19 @@ from app.observability.observer import Observer
 from app.settings import Settings
 
 
-def get_predictor(request: Request) -> Predictor:
+async def get_predictor(request: Request) -> Predictor:
     predictor: Predictor | None = getattr(request.app.state, "predictor", None)
     if predictor is None:
         raise ModelNotReady("the model is not loaded yet; retry when /ready answers 200")
     return predictor
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_observer(request: Request) -> Observer | None:
+async def get_observer(request: Request) -> Observer | None:
     observer: Observer | None = request.app.state.observer
     return observer
 

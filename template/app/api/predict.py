@@ -1,20 +1,21 @@
 """Prediction routes: one row, a batch of rows, and what model answers them."""
 
 import time
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 from uuid import uuid4
 
 import structlog
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.deps import ObserverDep, PredictorDep, SettingsDep
+from app.api.deps import PredictorDep
 from app.api.errors import ERROR_RESPONSES
+from app.coalescing import Coalescer
 from app.errors import BatchTooLarge, PredictionFailed
 from app.features import FeatureSpec, InputFormat, Task
-from app.model import ModelSource, Predictor
+from app.model import ClassPrediction, ModelSource, Predictor, ValuePrediction
 from app.model import Prediction as ModelPrediction
 from app.monitoring.prediction_log import PredictionLog
 from app.monitoring.shadow import Shadow
@@ -56,10 +57,20 @@ class ModelInfo(BaseModel):
     training_data_sha256: str
 
 
+# Read field by field: dataclasses.asdict deep-copies, and costs more than the rest
+# of the answer's assembly.
+_FIELD_NAMES: Final = {
+    kind: tuple(field.name for field in fields(kind)) for kind in (ClassPrediction, ValuePrediction)
+}
+
+
 def _fields(result: ModelPrediction) -> dict[str, object]:
-    fields: dict[str, object] = {"prediction_id": uuid4().hex}
-    fields.update((key, value) for key, value in asdict(result).items() if value is not None)
-    return fields
+    answer: dict[str, object] = {"prediction_id": uuid4().hex}
+    for name in _FIELD_NAMES[type(result)]:
+        value = getattr(result, name)
+        if value is not None:
+            answer[name] = value
+    return answer
 
 
 def _redacted(row: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -96,18 +107,18 @@ def _log_rows(
     ]
 
 
-def _predict(
-    request: Request,
-    rows: list[Features],
-    predictor: Predictor,
-    settings: Settings,
-    observer: Observer | None,
+async def _predict(
+    request: Request, rows: list[Features], predictor: Predictor
 ) -> list[dict[str, object]]:
     """Predict ``rows`` and leave what the request's log line reports in its state."""
+    # From the application's state rather than as dependencies: FastAPI resolves each
+    # dependency on every request, and these never change while the service runs.
+    settings: Settings = request.app.state.settings
+    observer: Observer | None = request.app.state.observer
     records = [row.model_dump() for row in rows]
-    started = time.perf_counter()
+    coalescer: Coalescer = request.app.state.coalescer
     try:
-        results = predictor.predict(records)
+        answer = await coalescer.predict(predictor, records)
     except PredictionFailed as exc:
         # Refused, never returned: counted, and logged without the rows' values.
         if observer is not None:
@@ -121,8 +132,9 @@ def _predict(
             rows=len(records),
         )
         raise
+    results = answer.predictions
     if observer is not None:
-        observer.predicted(records, results, time.perf_counter() - started)
+        observer.predicted(records, results, answer.seconds)
     answers = [_fields(result) for result in results]
     prediction_log: PredictionLog | None = request.app.state.prediction_log
     log_rows: list[dict[str, Any]] = []
@@ -148,10 +160,8 @@ async def predict(
     request: Request,
     features: Features,
     predictor: PredictorDep,
-    settings: SettingsDep,
-    observer: ObserverDep,
 ) -> PredictionResponse:
-    [answer] = _predict(request, [features], predictor, settings, observer)
+    [answer] = await _predict(request, [features], predictor)
     return PredictionResponse.model_validate({**answer, "model_version": predictor.version})
 
 
@@ -160,9 +170,8 @@ async def predict_batch(
     request: Request,
     batch: BatchRequest,
     predictor: PredictorDep,
-    settings: SettingsDep,
-    observer: ObserverDep,
 ) -> BatchPredictionResponse:
+    settings: Settings = request.app.state.settings
     if len(batch.rows) > settings.max_batch_size:
         raise BatchTooLarge(
             f"the batch holds {len(batch.rows)} rows; the limit is {settings.max_batch_size} "
@@ -175,7 +184,7 @@ async def predict_batch(
                 }
             ],
         )
-    answers = _predict(request, batch.rows, predictor, settings, observer)
+    answers = await _predict(request, batch.rows, predictor)
     return BatchPredictionResponse(
         model_version=predictor.version,
         predictions=[Prediction.model_validate(answer) for answer in answers],

@@ -16,7 +16,8 @@ Where the service exports metrics, its alert rules compute the same number.
 
 import math
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -129,6 +130,15 @@ class DriftBins:
             else:
                 positions.append(plan.positions.get(_text(value), -1))
         return [position for position in positions if position >= 0]
+
+    def count(
+        self, rows: Iterable[Mapping[str, Any]], predictions: Iterable[Prediction]
+    ) -> tuple[Counter[int], Counter[int]]:
+        """How many values fell in each position of ``feature_bins``, and how many
+        predictions in each of ``prediction_bins``: one update per bin, not per row."""
+        features = Counter(position for row in rows for position in self.row_bins(row))
+        outputs = Counter(self.prediction_bin(prediction) for prediction in predictions)
+        return features, outputs
 
     def prediction_bin(self, prediction: Prediction) -> int:
         """Position in ``prediction_bins`` of the bin ``prediction`` falls in."""

@@ -42,13 +42,17 @@ class Observer(Protocol):
     def model_loaded(self, predictor: Predictor, settings: Settings) -> None:
         """The model is verified and warmed up: the process is ready."""
 
+    def model_called(self, rows: int, seconds: float) -> None:
+        """One call of the model predicted ``rows`` rows, of one or more requests, in ``seconds``."""
+
     def predicted(
         self,
         rows: Sequence[Mapping[str, Any]],
         predictions: Sequence[Prediction],
         seconds: float,
     ) -> None:
-        """The model answered ``predictions`` for ``rows`` in ``seconds``."""
+        """The model answered ``predictions`` for a request's ``rows``, in a call that took
+        ``seconds`` (a call coalescing several requests answers them all at once)."""
 
     def rejected(self, errors: Sequence[tuple[str, str]]) -> None:
         """A request failed validation: (field path, pydantic error type) of each error."""
