@@ -28,7 +28,6 @@ from typing import Any, Final, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from scipy import stats
 from sqlalchemy import Engine, select
 
 from app.errors import ServiceError
@@ -144,6 +143,10 @@ def _status(rows: int, index: float | None, thresholds: DriftThresholds) -> Stat
 def _ks(current: Sequence[float], sample: Sequence[float]) -> TwoSampleTest | None:
     if not current or not sample:
         return None
+    # Imported here: scipy.stats takes longer to import than the rest of the service
+    # together, and only reports need it.
+    from scipy import stats
+
     result = stats.ks_2samp(current, sample)
     return TwoSampleTest(
         name="kolmogorov-smirnov",
@@ -158,6 +161,8 @@ def _chi_square(current: Sequence[int], reference: Sequence[float]) -> TwoSample
     table = table[:, table.sum(axis=0) > 0]  # a bin empty in both samples says nothing
     if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
         return None
+    from scipy import stats
+
     result = stats.chi2_contingency(table, correction=False)
     return TwoSampleTest(
         name="chi-square", statistic=float(result.statistic), p_value=float(result.pvalue)

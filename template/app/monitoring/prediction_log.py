@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Literal, Protocol, TypeVar
 
+import orjson
 import structlog
 from pydantic import BaseModel, Field
 from sqlalchemy import (
@@ -97,16 +98,27 @@ def database_url(settings: Settings) -> str:
     return f"sqlite:///{settings.prediction_log_path}"
 
 
+def _json_text(value: object) -> str:
+    # orjson: about five times as fast as the json module on these small records.
+    return orjson.dumps(value).decode()
+
+
 def create_log_engine(url: str) -> Engine:
     """An engine for ``url``; a SQLite file is opened in WAL mode, its folder created."""
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
+        return create_engine(
+            url, pool_pre_ping=True, pool_size=2, max_overflow=2, json_serializer=_json_text
+        )
     path = url.removeprefix("sqlite:///")
     if path and path != ":memory:":
         # If this fails, so will each write, which is reported and retried.
         with suppress(OSError):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 30})
+    engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=_json_text)
+    # One INSERT with many VALUES per batch, as SQLAlchemy does for PostgreSQL, instead of
+    # one per row: sqlite3 releases the GIL around each statement, and the request
+    # thread and this writer handing it to each other cost several times the write.
+    engine.dialect.use_insertmanyvalues_wo_returning = True
 
     @event.listens_for(engine, "connect")
     def _pragmas(connection: Any, _record: object) -> None:
@@ -192,7 +204,11 @@ class PredictionLog:
             self._pending.extend(rows[:room])
             overflow = len(rows) - room if len(rows) > room else 0
             self._dropped += overflow
-            self._wake.notify()
+            # The writer wakes for a full batch, or on its own every flush interval:
+            # waking it for every request would write batches of one row, and the
+            # handover alone costs more than the request's own logging.
+            if len(self._pending) >= self._batch_size:
+                self._wake.notify()
         if overflow > 0:
             logger.error("prediction log full: rows dropped", dropped=overflow)
             if self._listener is not None:
@@ -224,9 +240,13 @@ class PredictionLog:
         self.engine.dispose()
 
     def _take(self) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + self._flush_interval
         with self._wake:
-            if not self._pending and not self._stopping:
-                self._wake.wait(self._flush_interval)
+            while len(self._pending) < self._batch_size and not self._stopping:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._wake.wait(remaining)
             count = min(len(self._pending), self._batch_size)
             return [self._pending[index] for index in range(count)]
 
