@@ -1,0 +1,618 @@
+"""Benchmark a rendered service against the obvious alternatives, on this machine.
+
+    uv run python bench/run.py            # the full run, about 8 minutes
+    uv run python bench/run.py --smoke    # a few seconds a server: proves the script works
+
+It renders the breast-cancer example (every monitoring feature on), trains it, and
+imports a HistGradientBoostingClassifier as a second version. BentoML and MLServer
+go into virtual environments of their own under build/bench/venvs, with the
+project's scikit-learn. Then each server is started on 127.0.0.1 in turn, alone on
+the machine, warmed up, and driven by wrk with the same one-row request for the
+same time and connections; its memory is read at the end of the run, and every
+process it started is stopped. In-process ``predict_proba`` is the floor of what
+any server can do. The table and the ratios the service is held to are printed,
+and written to build/bench/results.md and results.json.
+
+Absolute figures move with the machine and what else runs on it; the ratios of
+one run are what counts. The load generator shares the cores with the servers.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bench.servers import (
+    Server,
+    bentoml_source,
+    mlserver_body,
+    mlserver_files,
+    textbook_source,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "build" / "bench"
+LOAD_SCRIPT = Path(__file__).with_name("load.lua")
+HGB_VERSION = "hgb"
+PORTS = {"modelship": 8301, "textbook": 8302, "bentoml": 8303, "mlserver": 8310}
+PEER_PACKAGES = {"bentoml": ["bentoml"], "mlserver": ["mlserver", "mlserver-sklearn"]}
+
+
+@dataclass
+class Result:
+    server: str
+    model: str
+    workers: int
+    load: str
+    requests_per_s: float
+    rows_per_s: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    errors: int
+    memory_mib: float
+    start_to_ready_s: float
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def project_env() -> dict[str, str]:
+    """The environment of commands run in the rendered project, as the tests build it."""
+    env = dict(os.environ)
+    env.pop("VIRTUAL_ENV", None)
+    root = Path(env.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    interpreters = sorted(str(path) for path in root.glob("3.1[123].*/bin"))
+    env["PATH"] = os.pathsep.join([*interpreters, env["PATH"]])
+    uv = env.get("UV") or shutil.which("uv")
+    if uv:
+        env["UV"] = uv
+    return env
+
+
+def run(command: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=1800
+    )
+    if result.returncode != 0:
+        raise SystemExit(
+            f"`{' '.join(command)}` failed in {cwd}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+        )
+    return result.stdout
+
+
+def render_project(example: str) -> Path:
+    """The example rendered and set up (environment, model, contract), once."""
+    project = BUILD / example
+    if (project / ".venv").is_dir() and (project / "artifacts" / "1.0.0").is_dir():
+        return project
+    shutil.rmtree(project, ignore_errors=True)
+    log(f"rendering examples/{example}.yml into {project}")
+    run(
+        [
+            sys.executable,
+            "hooks/render.py",
+            str(project),
+            "--defaults",
+            "--data-file",
+            f"examples/{example}.yml",
+        ],
+        ROOT,
+    )
+    run(["make", "setup"], project, project_env())
+    return project
+
+
+HGB_SCRIPT = """
+import csv, sys
+import joblib
+from sklearn.ensemble import HistGradientBoostingClassifier
+from app.schemas import FEATURES, TARGET
+from app.features import encode_rows
+from training.data import load_dataset
+
+dataset = load_dataset()
+model = HistGradientBoostingClassifier(random_state=0)
+model.fit(encode_rows(dataset.rows, FEATURES), dataset.target)
+joblib.dump(model, sys.argv[1])
+with open(sys.argv[2], "w", newline="") as out:
+    writer = csv.writer(out)
+    writer.writerow([f.source_column for f in FEATURES] + [TARGET])
+    for row, target in zip(dataset.rows, dataset.target):
+        writer.writerow([row[f.name] for f in FEATURES] + [target])
+"""
+
+
+def import_gradient_boosting(project: Path) -> None:
+    """A HistGradientBoostingClassifier on the same data, imported as version ``hgb``."""
+    if (project / "artifacts" / HGB_VERSION).is_dir():
+        return
+    log("training and importing a HistGradientBoostingClassifier")
+    model, data = BUILD / "hgb.joblib", BUILD / "hgb.csv"
+    run([".venv/bin/python", "-c", HGB_SCRIPT, str(model), str(data)], project)
+    run(
+        ["make", "import-model", f"MODEL={model}", f"DATA={data}", f"MODEL_VERSION={HGB_VERSION}"],
+        project,
+        project_env(),
+    )
+
+
+def project_python(project: Path, code: str) -> str:
+    return run([str(project / ".venv" / "bin" / "python"), "-c", code], project)
+
+
+def library_version(project: Path, name: str) -> str:
+    code = f"import importlib.metadata as m; print(m.version({name!r}))"
+    return project_python(project, code).strip()
+
+
+def peer_environment(name: str, scikit_learn: str) -> Path:
+    """A virtual environment holding the peer and the project's scikit-learn."""
+    venv = BUILD / "venvs" / name
+    marker = venv / f".installed-{scikit_learn}"
+    if marker.is_file():
+        return venv
+    uv = project_env().get("UV", "uv")
+    log(f"installing {name} into {venv}")
+    run(
+        [
+            uv,
+            "venv",
+            "--quiet",
+            "--python",
+            f"{sys.version_info[0]}.{sys.version_info[1]}",
+            str(venv),
+        ],
+        ROOT,
+    )
+    run(
+        [uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
+         *PEER_PACKAGES[name], f"scikit-learn=={scikit_learn}"],
+        ROOT,
+    )  # fmt: skip
+    marker.touch()
+    return venv
+
+
+IN_PROCESS_SCRIPT = """
+import json, sys, time
+import joblib, numpy as np
+from sklearn import set_config
+model = joblib.load(sys.argv[1])
+row = np.array([json.loads(sys.argv[2])], dtype=np.float64)
+seconds = float(sys.argv[3])
+def rate(matrix):
+    model.predict_proba(matrix)
+    calls, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        model.predict_proba(matrix)
+        calls += 1
+    return calls * len(matrix) / (time.perf_counter() - started)
+print(json.dumps({"one_row": rate(row), "batch_1000": rate(np.repeat(row, 1000, axis=0))}))
+"""
+
+
+def in_process(project: Path, model: Path, row: list[float], seconds: float) -> dict[str, float]:
+    """Rows/s of ``predict_proba`` alone, in one process on one core: one row, then 1000."""
+    output = run(
+        [
+            str(project / ".venv" / "bin" / "python"),
+            "-c",
+            IN_PROCESS_SCRIPT,
+            str(model),
+            json.dumps(row),
+            str(seconds),
+        ],
+        project,
+        {**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    rates: dict[str, float] = json.loads(output)
+    return rates
+
+
+def drive(
+    url: str, body: Path, seconds: float, connections: int, delay_ms: float = 0.0
+) -> dict[str, float]:
+    """One wrk run; its JSON summary line."""
+    env = {**os.environ, "BENCH_BODY": str(body), "BENCH_DELAY_MS": str(delay_ms)}
+    output = run(
+        [
+            "wrk",
+            "--threads",
+            "1",
+            "--connections",
+            str(connections),
+            "--duration",
+            f"{max(seconds, 1):.0f}s",
+            "--timeout",
+            "10s",
+            "--script",
+            str(LOAD_SCRIPT),
+            url,
+        ],
+        ROOT,
+        env,
+    )
+    line = next(line for line in output.splitlines() if line.startswith("BENCH "))
+    summary: dict[str, float] = json.loads(line.removeprefix("BENCH "))
+    return summary
+
+
+def measure(
+    server: Server,
+    body: Path,
+    args: argparse.Namespace,
+    *,
+    model: str,
+    workers: int,
+    rows: int = 1,
+    connections: int | None = None,
+    delay_ms: float = 0.0,
+    load: str = "max",
+) -> Result:
+    connections = connections or args.connections
+    drive(server.predict_url, body, args.warmup, connections, delay_ms)
+    summary = drive(server.predict_url, body, args.duration, connections, delay_ms)
+    rate = summary["requests"] / (summary["duration_us"] / 1e6)
+    result = Result(
+        server=server.name,
+        model=model,
+        workers=workers,
+        load=load,
+        requests_per_s=rate,
+        rows_per_s=rate * rows,
+        p50_ms=summary["p50_us"] / 1000,
+        p95_ms=summary["p95_us"] / 1000,
+        p99_ms=summary["p99_us"] / 1000,
+        errors=int(summary["status_errors"] + summary["socket_errors"]),
+        memory_mib=server.memory_mib(),
+        start_to_ready_s=server.start_to_ready,
+    )
+    log(
+        f"{server.name:<22} {model:<8} {load:<10} {rate:9.0f} req/s  p99 {result.p99_ms:7.2f} ms  "
+        f"errors {result.errors}"
+    )
+    return result
+
+
+def serving(server: Server, name: str) -> Server:
+    server.start(BUILD / "logs" / f"{name}.log")
+    return server
+
+
+def modelship(
+    project: Path,
+    workers: int,
+    version: str,
+    name: str = "modelship",
+    route: str = "/v1/predict",
+    **env: str,
+) -> Server:
+    port = PORTS["modelship"]
+    return Server(
+        name=name,
+        command=["sh", "deploy/entrypoint.sh"],
+        cwd=project,
+        ready_url=f"http://127.0.0.1:{port}/ready",
+        predict_url=f"http://127.0.0.1:{port}{route}",
+        body=b"",
+        env={
+            "PATH": f"{project / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
+            "PORT": str(port),
+            "WEB_CONCURRENCY": str(workers),
+            "APP_MODEL_VERSION": version,
+            "APP_LOG_FORMAT": "json",
+            "APP_PREDICTION_LOG_PATH": str(BUILD / "data" / f"{name}-{version}.db"),
+            "PROMETHEUS_MULTIPROC_DIR": str(BUILD / "metrics" / name),
+            **env,
+        },
+    )
+
+
+def textbook(project: Path, model: Path, workers: int) -> Server:
+    port = PORTS["textbook"]
+    return Server(
+        name="textbook FastAPI",
+        command=[
+            str(project / ".venv" / "bin" / "uvicorn"),
+            "--app-dir",
+            str(BUILD / "apps"),
+            "textbook:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ],
+        cwd=BUILD,
+        ready_url=f"http://127.0.0.1:{port}/ready",
+        predict_url=f"http://127.0.0.1:{port}/predict",
+        body=b"",
+        env={"MODEL_PATH": str(model)},
+    )
+
+
+def bentoml(venv: Path, model: Path, workers: int) -> Server:
+    port = PORTS["bentoml"]
+    return Server(
+        name="BentoML",
+        command=[
+            str(venv / "bin" / "bentoml"),
+            "serve",
+            "bentoml_service:Classifier",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=BUILD / "apps",
+        ready_url=f"http://127.0.0.1:{port}/readyz",
+        predict_url=f"http://127.0.0.1:{port}/predict",
+        body=b"",
+        env={"MODEL_PATH": str(model), "BENTOML_DO_NOT_TRACK": "true"},
+    )
+
+
+def mlserver(venv: Path, model: Path, workers: int) -> Server:
+    port = PORTS["mlserver"]
+    folder = BUILD / "apps" / "mlserver"
+    mlserver_files(folder, model, port, workers)
+    return Server(
+        name="MLServer",
+        command=[str(venv / "bin" / "mlserver"), "start", str(folder)],
+        cwd=folder,
+        ready_url=f"http://127.0.0.1:{port}/v2/models/model/ready",
+        predict_url=f"http://127.0.0.1:{port}/v2/models/model/infer",
+        body=b"",
+        env={},
+    )
+
+
+def write_body(server: Server, name: str, payload: object) -> Path:
+    path = BUILD / "bodies" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    path.write_bytes(body)
+    server.body = body
+    return path
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator else float("nan")
+
+
+def report(results: list[Result], baseline: dict[str, float], args: argparse.Namespace) -> str:
+    def find(server: str, model: str = "logreg", load: str = "max") -> Result | None:
+        return next(
+            (r for r in results if r.server == server and r.model == model and r.load == load),
+            None,
+        )
+
+    lines = [
+        "| server | model | workers | load | requests/s | rows/s | p50 ms | p95 ms | p99 ms "
+        "| errors | memory MiB | start to ready s |",
+        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    lines += [
+        f"| {r.server} | {r.model} | {r.workers} | {r.load} | {r.requests_per_s:,.0f} "
+        f"| {r.rows_per_s:,.0f} | {r.p50_ms:.2f} | {r.p95_ms:.2f} | {r.p99_ms:.2f} | {r.errors} "
+        f"| {r.memory_mib:,.0f} | {r.start_to_ready_s:.2f} |"
+        for r in results
+    ]
+    lines.append(
+        f"| in-process predict_proba | logreg | 1 core | one row | | {baseline['one_row']:,.0f} "
+        "| | | | | | |"
+    )
+    lines.append(
+        f"| in-process predict_proba | logreg | 1 core | 1000 rows | "
+        f"| {baseline['batch_1000']:,.0f} | | | | | | |"
+    )
+    checks: list[tuple[str, float, str, bool]] = []
+
+    def check(name: str, value: float | None, target: float, higher: bool = True) -> None:
+        if value is None:
+            return
+        passed = value >= target if higher else value <= target
+        sign = "≥" if higher else "≤"
+        checks.append((name, value, f"{sign} {target:g}", passed))
+
+    ours, book = find("modelship"), find("textbook FastAPI")
+    bento, mls = find("BentoML"), find("MLServer")
+    if ours and book:
+        check(
+            "one row: modelship / textbook FastAPI",
+            ratio(ours.requests_per_s, book.requests_per_s),
+            1.5,
+        )
+    if ours and bento:
+        check("one row: modelship / BentoML", ratio(ours.requests_per_s, bento.requests_per_s), 3)
+    if ours and mls:
+        check("one row: modelship / MLServer", ratio(ours.requests_per_s, mls.requests_per_s), 3)
+    paced_ours, paced_book = find("modelship", load="half"), find("textbook FastAPI", load="half")
+    if paced_ours and paced_book:
+        check(
+            "p99 at half the textbook's maximum: modelship / textbook (ms/ms)",
+            ratio(paced_ours.p99_ms, paced_book.p99_ms),
+            1.0,
+            higher=False,
+        )
+    hgb_ours, hgb_book = find("modelship", "hgb"), find("textbook FastAPI", "hgb")
+    if hgb_ours and hgb_book:
+        check(
+            "gradient boosting: modelship / textbook FastAPI",
+            ratio(hgb_ours.requests_per_s, hgb_book.requests_per_s),
+            3,
+        )
+    quiet = find("modelship, monitoring off")
+    if ours and quiet:
+        check("monitoring on / off", ratio(ours.requests_per_s, quiet.requests_per_s), 0.9)
+    batch = find("modelship", load="batch 1000")
+    if batch:
+        check(
+            "batch of 1000: modelship rows/s / in-process rows/s",
+            ratio(batch.rows_per_s, baseline["batch_1000"]),
+            0.5,
+        )
+    if ours:
+        check(
+            f"start to /ready, {ours.workers} workers (s)", ours.start_to_ready_s, 2.0, higher=False
+        )
+    lines += ["", "| ratio | measured | target | |", "| --- | ---: | --- | --- |"]
+    lines += [
+        f"| {name} | {value:.2f} | {target} | {'met' if passed else 'MISSED'} |"
+        for name, value, target, passed in checks
+    ]
+    lines += [
+        "",
+        f"Machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}. "
+        f"Load: wrk, 1 thread, {args.connections} connections, {args.duration:g} s after a "
+        f"{args.warmup:g} s warm-up, on the same cores; 'half': each connection pausing so the "
+        "offered load is about half the textbook app's maximum.",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--example", default="breast_cancer", help="examples/<name>.yml to render")
+    parser.add_argument("--workers", type=int, default=2, help="workers of every server")
+    parser.add_argument("--hgb-workers", type=int, default=1, help="workers for the boosting runs")
+    parser.add_argument("--duration", type=float, default=10, help="seconds of load per run")
+    parser.add_argument("--warmup", type=float, default=3, help="seconds of load before each run")
+    parser.add_argument("--connections", type=int, default=32, help="concurrent connections")
+    parser.add_argument("--smoke", action="store_true", help="1 s runs, no peers: proves it works")
+    parser.add_argument(
+        "--peers", default="bentoml,mlserver", help="comma-separated peers to install and run"
+    )
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.duration, args.warmup, args.peers = 1, 1, ""
+    if shutil.which("wrk") is None:
+        parser.error("wrk is missing: apt-get install wrk")
+    peers = [peer for peer in args.peers.split(",") if peer]
+
+    BUILD.mkdir(parents=True, exist_ok=True)
+    for folder in ("logs", "data", "metrics", "apps"):
+        shutil.rmtree(BUILD / folder, ignore_errors=True)
+        (BUILD / folder).mkdir()
+    project = render_project(args.example)
+    if not args.smoke:
+        import_gradient_boosting(project)
+    example = json.loads(
+        project_python(
+            project,
+            "import json; from app.schemas import FEATURE_EXAMPLE as e; print(json.dumps(e))",
+        )
+    )
+    features = list(example)
+    model = project / "artifacts" / "1.0.0" / "model.joblib"
+    hgb_model = project / "artifacts" / HGB_VERSION / "model.joblib"
+    (BUILD / "apps" / "textbook.py").write_text(textbook_source(features))
+    (BUILD / "apps" / "bentoml_service.py").write_text(bentoml_source(features, args.workers))
+    scikit_learn = library_version(project, "scikit-learn")
+    venvs = {peer: peer_environment(peer, scikit_learn) for peer in peers}
+
+    baseline = in_process(project, model, list(example.values()), min(args.duration, 5))
+    log(f"in-process predict_proba: {baseline['one_row']:,.0f} rows/s one by one, "
+        f"{baseline['batch_1000']:,.0f} rows/s by 1000")  # fmt: skip
+    results: list[Result] = []
+    workers = args.workers
+
+    def session(server: Server, body: object, model_name: str, n: int, **kwargs: object) -> Result:
+        path = write_body(server, server.name.replace(" ", "-").replace(",", ""), body)
+        try:
+            serving(server, server.name.replace(" ", "-").replace(",", ""))
+            result = measure(server, path, args, model=model_name, workers=n, **kwargs)  # type: ignore[arg-type]
+        finally:
+            server.stop()
+        results.append(result)
+        return result
+
+    book = session(textbook(project, model, workers), example, "logreg", workers)
+    session(modelship(project, workers, "1.0.0"), example, "logreg", workers)
+    session(
+        modelship(
+            project,
+            workers,
+            "1.0.0",
+            name="modelship, monitoring off",
+            APP_METRICS_ENABLED="false",
+            APP_PREDICTION_LOG_ENABLED="false",
+            APP_LOG_LEVEL="WARNING",
+        ),
+        example,
+        "logreg",
+        workers,
+    )
+    # The same connections, each pausing between requests so that together they offer
+    # about half of what the textbook app answered at most.
+    half = book.requests_per_s / 2
+    pause_ms = max(args.connections / half * 1000 - book.p50_ms, 0.0)
+    session(
+        textbook(project, model, workers),
+        example,
+        "logreg",
+        workers,
+        delay_ms=pause_ms,
+        load="half",
+    )
+    session(
+        modelship(project, workers, "1.0.0"),
+        example,
+        "logreg",
+        workers,
+        delay_ms=pause_ms,
+        load="half",
+    )
+    batch = {"rows": [example] * 1000}
+    session(
+        modelship(project, workers, "1.0.0", route="/v1/predict/batch"),
+        batch,
+        "logreg",
+        workers,
+        rows=1000,
+        connections=4,
+        load="batch 1000",
+    )
+    if "bentoml" in venvs:
+        session(bentoml(venvs["bentoml"], model, workers), example, "logreg", workers)
+    if "mlserver" in venvs:
+        session(
+            mlserver(venvs["mlserver"], model, workers), mlserver_body(example), "logreg", workers
+        )
+    if not args.smoke:
+        n = args.hgb_workers
+        session(textbook(project, hgb_model, n), example, "hgb", n)
+        session(modelship(project, n, HGB_VERSION), example, "hgb", n)
+
+    table = report(results, baseline, args)
+    print(table)
+    (BUILD / "results.md").write_text(table + "\n")
+    (BUILD / "results.json").write_text(
+        json.dumps({"results": [asdict(r) for r in results], "in_process": baseline}, indent=2)
+    )
+    errors = sum(result.errors for result in results)
+    if errors:
+        log(f"{errors} requests failed: see build/bench/logs")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    started = time.perf_counter()
+    try:
+        status = main()
+    except RuntimeError as exc:
+        raise SystemExit(f"bench: {exc}") from None
+    log(f"done in {time.perf_counter() - started:.0f} s")
+    sys.exit(status)
