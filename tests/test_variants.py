@@ -59,7 +59,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.fixture(scope="module", params=list(VARIANTS))
+@pytest.fixture(
+    scope="module",
+    # One xdist group per variant: its render, setup and checks stay in one process.
+    params=[pytest.param(name, marks=pytest.mark.xdist_group(name)) for name in VARIANTS],
+)
 def variant(
     request: pytest.FixtureRequest, copie_session: Any, project_env: dict[str, str]
 ) -> Path:
