@@ -35,8 +35,15 @@ def test_default_answers_render_the_iris_classifier(default_project: Path) -> No
 
 
 # Files whose own template language also uses double braces: Prometheus alert
-# templates and Grafana legends. Jinja's statements must not survive in them either.
-OWN_TEMPLATES = {"deploy/prometheus/rules/alerts.yml", "deploy/grafana/dashboards/service.json"}
+# templates, Grafana legends and GitHub Actions expressions. Jinja's statements
+# must not survive in them either.
+OWN_TEMPLATES = {
+    "deploy/prometheus/rules/alerts.yml",
+    "deploy/grafana/dashboards/service.json",
+    ".github/workflows/ci.yml",
+}
+# The GitHub Actions contexts the workflow's expressions read.
+WORKFLOW_CONTEXTS = ("github.",)
 # The labels Grafana legends name.
 LEGEND_LABELS = {
     "label",
@@ -69,11 +76,13 @@ def test_own_templates_hold_only_their_own_expressions(default_project: Path) ->
         text = (default_project / name).read_text()
         expressions = re.findall(r"\{\{(.*?)\}\}", text)
         assert expressions, name
-        # Prometheus expressions read $labels or $value; Grafana legends name a label.
+        # Prometheus expressions read $labels or $value; Grafana legends name a label;
+        # GitHub Actions expressions read a context.
         assert all(
             e.strip().startswith("$")
             or re.fullmatch(r'printf "%\.\d[fg]" \$value', e.strip())
             or e.strip() in LEGEND_LABELS
+            or e.strip().startswith(WORKFLOW_CONTEXTS)
             for e in expressions
         ), name
 
@@ -86,7 +95,9 @@ def test_only_the_generated_project_is_rendered(default_project: Path) -> None:
             ".copier-answers.yml",
             ".dockerignore",
             ".env.example",
+            ".github",
             ".gitignore",
+            ".pre-commit-config.yaml",
             ".python-version",
             "Makefile",
             "README.md",

@@ -108,3 +108,25 @@ def test_variant_contract_test_fails_when_the_api_changes(
     assert changed.returncode == 1, changed.stdout
     assert "make contract-update" in changed.stdout
     assert recorded.returncode == 0, recorded.stdout
+
+
+def test_variant_contract_test_tells_a_breaking_change_and_points_to_v2(
+    variant: Path, project_env: dict[str, str]
+) -> None:
+    schemas = variant / "app" / "schemas.py"
+    original = schemas.read_text()
+    contract_test = [project_env.get("UV", "uv"), "run", "pytest", "-q", "tests/contract"]
+    typed = "model_version: str = Field("
+    assert typed in original
+    try:
+        schemas.write_text(original.replace(typed, "model_version: int = Field("))
+        retyped = run(contract_test, variant, project_env)
+    finally:
+        schemas.write_text(original)
+
+    assert retyped.returncode == 1, retyped.stdout
+    assert (
+        "POST /v1/predict: response 200 field `model_version` may now answer integer"
+        in retyped.stdout
+    )
+    assert 'prefix "/v2"' in retyped.stdout

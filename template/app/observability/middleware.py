@@ -66,6 +66,11 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["started"] = started
         if observer is not None:
             observer.request_started()
+        # Every line logged while answering names the request and the model answering it.
+        context: dict[str, object] = {"request_id": request_id}
+        predictor = scope["app"].state.predictor
+        if predictor is not None:
+            context["model_version"] = predictor.version
 
         async def send_with_request_id(message: Message) -> None:
             nonlocal status
@@ -76,7 +81,7 @@ class RequestContextMiddleware:
 
         token = request_id_var.set(request_id)
         try:
-            with structlog.contextvars.bound_contextvars(request_id=request_id):
+            with structlog.contextvars.bound_contextvars(**context):
                 try:
                     await self.app(scope, receive, send_with_request_id)
                 except Exception:
@@ -102,17 +107,15 @@ class RequestContextMiddleware:
 
     @staticmethod
     def _log(scope: Scope, route: str, status: int, seconds: float) -> None:
-        """The request's one canonical line, with what the routes left in its state."""
+        """The request's one canonical line, with what the routes left in its state; the
+        request id and model version come from the context bound around the request."""
         state = scope.get("state", {})
-        predictor = scope["app"].state.predictor
         fields: dict[str, object] = {
             "method": scope["method"],
             "route": route,
             "status": status,
             "duration_ms": round(seconds * 1000, 3),
         }
-        if predictor is not None:
-            fields["model_version"] = predictor.version
         for key in ("prediction_id", "predictions", "invalid_fields", "payload"):
             if key in state:
                 fields[key] = state[key]

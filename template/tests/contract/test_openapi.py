@@ -1,7 +1,9 @@
 """The API contract: the OpenAPI document must equal the committed snapshot.
 
-A difference means the public API changed. If that is intended, record it with
-`make contract-update` and commit tests/contract/openapi.json with the change.
+A difference means the public API changed. A change that breaks clients of the
+snapshot (tests/contract/compatibility.py says which) fails naming what broke:
+keep /v1 as it is and serve the change under /v2 beside it. Any other change is
+recorded with `make contract-update`: commit tests/contract/openapi.json with it.
 """
 
 import json
@@ -11,8 +13,28 @@ import pytest
 
 from app.main import create_app
 from app.settings import Settings
+from tests.contract.compatibility import breaking_changes
 
 SNAPSHOT = Path(__file__).with_name("openapi.json")
+
+
+def breaking_message(problems: list[str]) -> str:
+    listed = "".join(f"  - {problem}\n" for problem in problems)
+    return (
+        "the public API changed in a way that breaks the clients of "
+        f"tests/contract/openapi.json:\n{listed}"
+        "Leave /v1 as it is and serve the new shape under /v2 beside it: a router with\n"
+        'prefix "/v2" in app/api/, its own request and response models, then\n'
+        '`make contract-update` to record the added paths (README.md, "Add a /v2 beside /v1").\n'
+        "Only if no client uses this API yet, record the change as it is with\n"
+        "`make contract-update`."
+    )
+
+
+def current_contract(settings: Settings) -> dict[str, object]:
+    """The OpenAPI document as served: JSON, so tuples and lists compare alike."""
+    document: dict[str, object] = json.loads(json.dumps(create_app(settings).openapi()))
+    return document
 
 
 def test_openapi_matches_the_committed_contract(settings: Settings) -> None:
@@ -20,9 +42,11 @@ def test_openapi_matches_the_committed_contract(settings: Settings) -> None:
         pytest.fail(f"{SNAPSHOT} is missing: run `make contract-update` and commit it")
     recorded = json.loads(SNAPSHOT.read_text(encoding="utf-8"))
 
-    current = json.loads(json.dumps(create_app(settings).openapi()))
+    current = current_contract(settings)
 
+    if problems := breaking_changes(recorded, current):
+        pytest.fail(breaking_message(problems), pytrace=False)
     assert current == recorded, (
-        "the public API differs from tests/contract/openapi.json; "
-        "if the change is intended, run `make contract-update` and commit the file"
+        "the public API differs from tests/contract/openapi.json in a way its clients "
+        "can follow; if the change is intended, run `make contract-update` and commit the file"
     )

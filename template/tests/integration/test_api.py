@@ -271,7 +271,7 @@ def test_batch_at_the_limit_is_accepted(small_batch_client: TestClient) -> None:
 
 
 def test_unknown_path_is_not_found(client: TestClient) -> None:
-    error = assert_error(client.get("/v2/predict"), 404, "not_found")
+    error = assert_error(client.get("/v1/nowhere"), 404, "not_found")
 
     assert "/docs" in error["message"]
 

@@ -6,7 +6,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from app.api.deps import get_predictor
 from app.main import create_app
+from app.model import Predictor
 from app.schemas import FEATURE_EXAMPLE, FEATURES
 from app.settings import Settings
 
@@ -47,6 +49,26 @@ def test_a_prediction_is_one_line_with_its_ids_route_status_and_version(
     assert line["prediction_id"] == response.json()["prediction_id"]
     assert line["traceparent"] == TRACEPARENT
     assert "payload" not in line
+
+
+def test_every_line_logged_while_answering_names_the_request_and_the_model(
+    settings: Settings, caplog: pytest.LogCaptureFixture, model_version: str
+) -> None:
+    def broken_predictor() -> Predictor:
+        raise RuntimeError("broken")
+
+    app = create_app(settings)
+    app.dependency_overrides[get_predictor] = broken_predictor
+    with TestClient(app, raise_server_exceptions=False) as client:
+        client.post("/v1/predict", json=FEATURE_EXAMPLE, headers={"X-Request-ID": "client-7"})
+
+    lines = [
+        record.msg
+        for record in caplog.records
+        if isinstance(record.msg, dict) and record.msg.get("request_id") == "client-7"
+    ]
+    assert [line["event"] for line in lines] == ["unhandled error", "request"]
+    assert [line["model_version"] for line in lines] == [model_version] * 2
 
 
 def test_a_batch_line_counts_its_predictions(
