@@ -9,7 +9,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.uv/bin/uv)
 DEMO_DIR ?= build/demo
 export UV
 
-.PHONY: help demo test lint clean
+.PHONY: help demo test lint bench clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,6 +29,9 @@ demo: .venv ## render the default answers into $(DEMO_DIR) and serve it on 127.0
 
 test: .venv ## run the template's whole test suite
 	$(UV) run pytest
+
+bench: .venv ## benchmark the default service against a textbook FastAPI app, BentoML and MLServer (~10 min)
+	$(UV) run python -m bench.run
 
 lint: .venv ## check the template's own Python code
 	$(UV) run ruff format --check .

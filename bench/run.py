@@ -18,6 +18,7 @@ one run are what counts. The load generator shares the cores with the servers.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -89,10 +90,21 @@ def run(command: Sequence[str], cwd: Path, env: dict[str, str] | None = None) ->
     return result.stdout
 
 
+def template_digest() -> str:
+    """A digest of the template and its questions: a render of another one is stale."""
+    digest = hashlib.sha256()
+    for path in sorted([ROOT / "copier.yml", *(ROOT / "template").rglob("*")]):
+        if path.is_file():
+            digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def render_project(example: str) -> Path:
-    """The example rendered and set up (environment, model, contract), once."""
+    """The example rendered and set up (environment, model, contract), once per template."""
     project = BUILD / example
-    if (project / ".venv").is_dir() and (project / "artifacts" / "1.0.0").is_dir():
+    stamp = BUILD / f"{example}.template-digest"
+    digest = template_digest()
+    if stamp.is_file() and stamp.read_text() == digest and (project / ".venv").is_dir():
         return project
     shutil.rmtree(project, ignore_errors=True)
     log(f"rendering examples/{example}.yml into {project}")
@@ -108,6 +120,7 @@ def render_project(example: str) -> Path:
         ROOT,
     )
     run(["make", "setup"], project, project_env())
+    stamp.write_text(digest)
     return project
 
 

@@ -78,12 +78,14 @@ def test_sigterm_lets_requests_in_flight_finish(
 ) -> None:
     # A worker predicts one request at a time, each taking half a second with this
     # model. SIGTERM comes once every request has reached the model: the last one is
-    # then inside it, and the log shows it answered after the signal.
+    # then inside it, and the log shows it answered after the signal. Requests do not
+    # share model calls here, so each one leaves its own mark as it reaches the model.
     in_flight = tmp_path / "in-flight"
     in_flight.mkdir()
     env = image_environment(image, tmp_path) | {
         "APP_MODEL_DIR": str(shadow_model_dir),
         "APP_MODEL_VERSION": "slow",
+        "APP_COALESCE_MAX_ROWS": "1",
         IN_FLIGHT_DIR_VARIABLE: str(in_flight),
     }
     workers = int(env["WEB_CONCURRENCY"])
@@ -118,6 +120,48 @@ def test_sigterm_lets_requests_in_flight_finish(
     signal_at = next(n for n, e in enumerate(events) if e["event"] == "Handling signal: term")
     assert [e for e in events[signal_at:] if e.get("status") == 200], output
     assert [e for e in events if e["level"] in ("error", "critical")] == [], output
+
+
+def test_requests_waiting_together_share_one_model_call(
+    image: Image, shadow_model_dir: Path, tmp_path: Path
+) -> None:
+    # One worker, a model taking half a second a call: requests sent while it answers
+    # the first one wait together, and the next call answers all of them.
+    in_flight = tmp_path / "in-flight"
+    in_flight.mkdir()
+    env = image_environment(image, tmp_path) | {
+        "APP_MODEL_DIR": str(shadow_model_dir),
+        "APP_MODEL_VERSION": "slow",
+        "WEB_CONCURRENCY": "1",
+        IN_FLIGHT_DIR_VARIABLE: str(in_flight),
+    }
+    base_url = f"http://127.0.0.1:{env['PORT']}"
+    server = start_image_command(image, env)
+    requests = 6
+    try:
+        wait_until_ready(server, base_url)
+        wait_for(lambda: "Application startup complete" in server.output())
+        for marker in in_flight.iterdir():
+            marker.unlink()
+        # Each request on a connection of its own, opened beforehand as a busy client's
+        # would be: one client sends its requests one by one, and a new connection is
+        # accepted only when the event loop is free, after the call in progress.
+        clients = [httpx2.Client(base_url=base_url, timeout=30) for _ in range(requests)]
+        for client in clients:
+            client.get("/health")
+        with ThreadPoolExecutor(requests) as pool:
+            answers = list(
+                pool.map(lambda client: client.post("/v1/predict", json=FEATURE_EXAMPLE), clients)
+            )
+        for client in clients:
+            client.close()
+    finally:
+        output = stop(server)
+
+    assert [answer.status_code for answer in answers] == [200] * requests, output
+    assert len({answer.json()["prediction_id"] for answer in answers}) == requests
+    calls = len(list(in_flight.iterdir()))
+    assert 1 <= calls < requests, f"{calls} model calls for {requests} requests\n{output}"
 
 
 def wait_for(condition: Callable[[], bool], seconds: float = 30) -> None:

@@ -1,0 +1,38 @@
+"""The benchmark's short run: it renders, serves, loads and reports; the figures are not judged."""
+
+import json
+import sys
+
+from tests.helpers import TEMPLATE_ROOT, succeed
+
+RESULTS = TEMPLATE_ROOT / "build" / "bench" / "results.json"
+
+
+def test_benchmark_smoke_run_serves_loads_and_prints_every_ratio(
+    project_env: dict[str, str],
+) -> None:
+    output = succeed([sys.executable, "-m", "bench.run", "--smoke"], TEMPLATE_ROOT, project_env)
+
+    results = json.loads(RESULTS.read_text())["results"]
+    runs = {(r["server"], r["load"]) for r in results}
+    assert runs == {
+        ("textbook FastAPI", "max"),
+        ("modelship", "max"),
+        ("modelship, monitoring off", "max"),
+        ("textbook FastAPI", "half"),
+        ("modelship", "half"),
+        ("modelship", "batch 1000"),
+    }
+    for result in results:
+        assert result["errors"] == 0, result
+        assert result["requests_per_s"] > 0, result
+        assert result["memory_mib"] > 0, result
+        assert result["start_to_ready_s"] > 0, result
+    for ratio in (
+        "one row: modelship / textbook FastAPI",
+        "p99 at half the textbook's maximum",
+        "monitoring on / off",
+        "batch of 1000: modelship rows/s / in-process rows/s",
+        "start to /ready, 2 workers (s)",
+    ):
+        assert ratio in output
