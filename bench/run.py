@@ -43,7 +43,12 @@ BUILD = ROOT / "build" / "bench"
 LOAD_SCRIPT = Path(__file__).with_name("load.lua")
 HGB_VERSION = "hgb"
 PORTS = {"modelship": 8301, "textbook": 8302, "bentoml": 8303, "mlserver": 8310}
-PEER_PACKAGES = {"bentoml": ["bentoml"], "mlserver": ["mlserver", "mlserver-sklearn"]}
+PEER_PACKAGES = {
+    "bentoml": ["bentoml"],
+    # MLServer 1.7's inference workers call asyncio.get_event_loop() with no loop
+    # running, which uvloop refuses from 0.22 on.
+    "mlserver": ["mlserver", "mlserver-sklearn", "uvloop<0.22"],
+}
 
 
 @dataclass
@@ -170,7 +175,8 @@ def library_version(project: Path, name: str) -> str:
 def peer_environment(name: str, scikit_learn: str) -> Path:
     """A virtual environment holding the peer and the project's scikit-learn."""
     venv = BUILD / "venvs" / name
-    marker = venv / f".installed-{scikit_learn}"
+    wanted = " ".join([*PEER_PACKAGES[name], scikit_learn])
+    marker = venv / f".installed-{hashlib.sha256(wanted.encode()).hexdigest()[:12]}"
     if marker.is_file():
         return venv
     uv = project_env().get("UV", "uv")
@@ -569,9 +575,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         workers,
     )
     # The same connections, each pausing between requests so that together they offer
-    # about half of what the textbook app answered at most.
+    # at most half of what the textbook app answered: each connection's round trip is
+    # its pause plus the server's latency, so a slower server is offered a little less.
     half = book.requests_per_s / 2
-    pause_ms = max(args.connections / half * 1000 - book.p50_ms, 0.0)
+    pause_ms = args.connections / half * 1000
     session(
         textbook(project, model, workers),
         example,

@@ -25,7 +25,6 @@ from app.schemas import (
     BatchPredictionResponse,
     BatchRequest,
     Features,
-    Prediction,
     PredictionResponse,
 )
 from app.settings import Settings
@@ -185,9 +184,10 @@ async def predict_batch(
             ],
         )
     answers = await _predict(request, batch.rows, predictor)
-    return BatchPredictionResponse(
-        model_version=predictor.version,
-        predictions=[Prediction.model_validate(answer) for answer in answers],
+    # One validation of the whole answer: pydantic loops over the rows in its compiled
+    # core, several times faster than one model_validate call per row.
+    return BatchPredictionResponse.model_validate(
+        {"model_version": predictor.version, "predictions": answers}
     )
 
 
