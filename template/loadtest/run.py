@@ -89,11 +89,17 @@ def _number(kind: Callable[[str], float], low: float, high: float) -> Callable[[
     return parse
 
 
+def _url(text: str) -> str:
+    if not text.startswith(("http://", "https://")) or len(text) <= len("https://"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http:// or https:// address")
+    return text.rstrip("/")
+
+
 def parse_arguments(argv: Sequence[str] | None, defaults: Defaults) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m loadtest", description=__doc__.splitlines()[0] if __doc__ else None
     )
-    parser.add_argument("--url", help="an already running service (default: start one)")
+    parser.add_argument("--url", type=_url, help="an already running service (default: start one)")
     parser.add_argument(
         "--users",
         type=_number(int, 1, 10_000),
@@ -133,13 +139,13 @@ def parse_arguments(argv: Sequence[str] | None, defaults: Defaults) -> argparse.
     parser.add_argument(
         "--report-dir",
         type=Path,
-        default=ROOT / "loadtest" / "reports",
+        default=Path("loadtest/reports"),
         help="where to write the Markdown report (default: loadtest/reports)",
     )
     parser.add_argument(
         "--readme",
         type=Path,
-        default=ROOT / "README.md",
+        default=Path("README.md"),
         help="README whose performance profile to rewrite (default: README.md)",
     )
     parser.add_argument(
@@ -164,9 +170,10 @@ def _get(url: str, timeout: float) -> tuple[int, bytes]:
 
 def model_version(url: str) -> str:
     status, body = _get(f"{url}/v1/model", timeout=5)
-    if status != 200:
-        return "unknown"
-    version = json.loads(body).get("model_version")
+    try:
+        version = json.loads(body).get("model_version") if status == 200 else None
+    except (ValueError, AttributeError):
+        version = None
     return version if isinstance(version, str) else "unknown"
 
 
@@ -177,9 +184,10 @@ def _free_port() -> int:
         return port
 
 
-def _tail(log: Path, lines: int = 5) -> str:
-    text = log.read_text(errors="replace").strip().splitlines() if log.exists() else []
-    return "\n".join(text[-lines:])
+def _last_line(log: Path) -> str:
+    """What a process printed last: the line that says why it stopped."""
+    lines = log.read_text(errors="replace").strip().splitlines() if log.exists() else []
+    return lines[-1] if lines else "(no output)"
 
 
 @contextmanager
@@ -209,7 +217,7 @@ def local_server(folder: Path) -> Iterator[str]:
         deadline = time.monotonic() + READY_TIMEOUT
         while _get(f"{url}/ready", timeout=1)[0] != 200:
             if server.poll() is not None:
-                raise LoadTestError(f"the server exited while starting:\n{_tail(log)}")
+                raise LoadTestError(f"the server exited while starting: {_last_line(log)}")
             if time.monotonic() > deadline:
                 raise LoadTestError(f"the server was not ready after {READY_TIMEOUT:g} s")
             time.sleep(0.2)
@@ -237,7 +245,6 @@ def check_reachable(url: str) -> None:
 def _target(url: str | None, folder: Path) -> Iterator[tuple[str, str]]:
     """The service to load, and how the report describes it."""
     if url:
-        url = url.rstrip("/")
         check_reachable(url)
         yield url, url
         return
@@ -284,7 +291,7 @@ def run_locust(url: str, args: argparse.Namespace, folder: Path) -> Summary:
         except subprocess.TimeoutExpired:
             raise LoadTestError(f"Locust did not stop within {args.seconds + 60} s") from None
     if finished.returncode != 0 or not results.exists():
-        raise LoadTestError(f"Locust failed (status {finished.returncode}):\n{_tail(log)}")
+        raise LoadTestError(f"Locust failed (status {finished.returncode}): {_last_line(log)}")
     return Summary.model_validate_json(results.read_text(encoding="utf-8"))
 
 
