@@ -15,7 +15,7 @@ import gevent
 from locust import FastHttpUser, between, events, task
 from locust.env import Environment
 
-from loadtest.report import Recorder
+from loadtest.report import Recorder, error_code
 from loadtest.traffic import THINK_SECONDS, next_request
 
 JSON_HEADERS: Final = {"Content-Type": "application/json"}
@@ -72,10 +72,12 @@ class Client(FastHttpUser):
             catch_response=True,
         ) as response:
             status = response.status_code or 0
-            expected = request.expects(status)
-            recorder.record(request.name, status, response.request_meta["response_time"], expected)
-            if expected:
+            milliseconds = response.request_meta["response_time"]
+            if request.expects(status):
+                recorder.record(request.name, status, milliseconds, expected=True)
                 response.success()
-            else:
-                kind = "valid" if request.valid else "invalid"
-                response.failure(f"status {status} to a {kind} request")
+                return
+            code = error_code(response.text) if status else ""
+            recorder.record(request.name, status, milliseconds, expected=False, code=code)
+            kind = "valid" if request.valid else "invalid"
+            response.failure(f"status {status} {code} to a {kind} request")

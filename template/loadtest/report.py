@@ -6,6 +6,7 @@ targets and writes the report. Latencies are exact (milliseconds as measured by
 Locust's client), not Locust's rounded buckets.
 """
 
+import json
 import math
 import re
 import time
@@ -45,6 +46,7 @@ class StatusCount(BaseModel):
     status: int
     requests: int
     expected: bool
+    code: str = Field(default="", description="The error envelope's code of unexpected answers.")
 
 
 class Summary(BaseModel):
@@ -69,13 +71,22 @@ def percentile(ordered: list[float], fraction: float) -> float:
     return ordered[max(math.ceil(fraction * len(ordered)) - 1, 0)]
 
 
+def error_code(body: str | None) -> str:
+    """The ``code`` of the service's error envelope, or "" when the body has none."""
+    try:
+        code = json.loads(body or "")["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return ""
+    return code if isinstance(code, str) else ""
+
+
 class Recorder:
     """Collects every response of a run, in the Locust process."""
 
     def __init__(self) -> None:
         self.started = self.stopped = time.monotonic()
         self.latencies: defaultdict[str, list[float]] = defaultdict(list)
-        self.statuses: Counter[tuple[str, int, bool]] = Counter()
+        self.statuses: Counter[tuple[str, int, bool, str]] = Counter()
 
     def start(self) -> None:
         self.started = time.monotonic()
@@ -83,9 +94,11 @@ class Recorder:
     def stop(self) -> None:
         self.stopped = time.monotonic()
 
-    def record(self, name: str, status: int, milliseconds: float, expected: bool) -> None:
+    def record(
+        self, name: str, status: int, milliseconds: float, expected: bool, code: str = ""
+    ) -> None:
         self.latencies[name].append(milliseconds)
-        self.statuses[name, status, expected] += 1
+        self.statuses[name, status, expected, code] += 1
 
     def _endpoint(self, name: str, latencies: list[float], seconds: float) -> Endpoint:
         ordered = sorted(latencies)
@@ -94,7 +107,7 @@ class Recorder:
             requests=len(ordered),
             failures=sum(
                 count
-                for (of, _, expected), count in self.statuses.items()
+                for (of, _, expected, _), count in self.statuses.items()
                 if not expected and (name == ALL or of == name)
             ),
             requests_per_second=len(ordered) / seconds,
@@ -115,8 +128,8 @@ class Recorder:
             ],
             total=self._endpoint(ALL, everything, seconds),
             statuses=[
-                StatusCount(name=name, status=status, requests=count, expected=expected)
-                for (name, status, expected), count in sorted(self.statuses.items())
+                StatusCount(name=name, status=status, requests=count, expected=expected, code=code)
+                for (name, status, expected, code), count in sorted(self.statuses.items())
             ],
         )
 
@@ -154,13 +167,18 @@ class Verdict:
         return f"{self.target}: {'met' if self.met else 'MISSED'}, {self.why}"
 
 
+def _answer(count: StatusCount) -> str:
+    if not count.status:
+        return "no answer"
+    return f"status {count.status}" + (f" {count.code}" if count.code else "")
+
+
 def _unexpected(summary: Summary) -> str:
     counts = Counter[tuple[str, str]]()
     for count in summary.statuses:
         if not count.expected:
             kind = "invalid" if count.name == INVALID else "valid"
-            answer = f"status {count.status}" if count.status else "no answer"
-            counts[answer, kind] += count.requests
+            counts[_answer(count), kind] += count.requests
     return ", ".join(
         f"{answer} to {number} {kind} requests" for (answer, kind), number in counts.most_common()
     )
@@ -219,15 +237,15 @@ def _endpoint_row(endpoint: Endpoint) -> str:
 
 
 def _status_rows(summary: Summary) -> list[str]:
-    counts = Counter[tuple[int, str, bool]]()
+    counts = Counter[tuple[int, str, str]]()
     for count in summary.statuses:
         kind = "invalid" if count.name == INVALID else "valid"
-        counts[count.status, kind, count.expected] += count.requests
+        verdict = "expected" if count.expected else f"error {count.code}".rstrip()
+        counts[count.status, kind, verdict] += count.requests
     total = max(summary.total.requests, 1)
     return [
-        f"| {status or 'none'} | {kind} | {_count(number)} | {number / total:.2%} "
-        f"| {'expected' if expected else 'error'} |"
-        for (status, kind, expected), number in sorted(counts.items())
+        f"| {status or 'none'} | {kind} | {_count(number)} | {number / total:.2%} | {verdict} |"
+        for (status, kind, verdict), number in sorted(counts.items())
     ]
 
 

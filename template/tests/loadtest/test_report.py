@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from loadtest.report import README_END, README_START, percentile, replace_profile
+from loadtest.report import README_END, README_START, error_code, percentile, replace_profile
 
 
 def test_percentile_is_the_nearest_rank() -> None:
@@ -34,3 +34,12 @@ def test_readme_without_markers_is_left_alone(tmp_path: Path) -> None:
 
     assert "has no" in message
     assert readme.read_text() == "# Title\n"
+
+
+def test_error_code_is_read_from_the_error_envelope_only() -> None:
+    envelope = '{"error": {"code": "batch_too_large", "message": "...", "request_id": "1"}}'
+
+    assert error_code(envelope) == "batch_too_large"
+    assert error_code("<html>Bad Gateway</html>") == ""
+    assert error_code('{"detail": "Not Found"}') == ""
+    assert error_code(None) == ""
