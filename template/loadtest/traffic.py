@@ -73,9 +73,8 @@ def _column(spec: FeatureSpec, schema: dict[str, Any]) -> Column:
     return Column(spec, minimum, maximum, low, high, example)
 
 
-COLUMNS: Final = tuple(
-    _column(spec, Features.model_json_schema()["properties"][spec.name]) for spec in FEATURES
-)
+_PROPERTIES: Final = Features.model_json_schema()["properties"]
+COLUMNS: Final = tuple(_column(spec, _PROPERTIES[spec.name]) for spec in FEATURES)
 
 
 def _value(column: Column, rng: random.Random) -> Any:
