@@ -105,8 +105,10 @@ def test_only_the_generated_project_is_rendered(default_project: Path) -> None:
             "compose.yaml",
             "deploy",
             "docs",
+            "loadtest",
             "pyproject.toml",
             "tests",
+            "tools",
             "training",
         ]
     )
@@ -132,7 +134,7 @@ def test_only_the_generated_project_is_rendered(default_project: Path) -> None:
                 "deploy/prometheus",
                 "deploy/grafana",
                 "deploy/alertmanager",
-                "docs",
+                "docs/runbooks",
                 "tests/monitoring",
             ],
         ),
@@ -161,6 +163,47 @@ def test_without_monitoring_nothing_mentions_what_was_left_out(tmp_path: Path) -
     assert mentions == []
 
 
+def test_load_test_answers_reach_pyproject_readme_and_release_checklist(tmp_path: Path) -> None:
+    project = render(
+        tmp_path / "project",
+        loadtest_users=7,
+        loadtest_seconds=12,
+        latency_p95_ms=80,
+        max_error_rate_pct=0.5,
+        model_version="3.1.0",
+        monitoring="none",
+    )
+
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    assert pyproject["tool"]["loadtest"] == {
+        "users": 7,
+        "seconds": 12,
+        "p95_ms": 80,
+        "max_error_rate_pct": 0.5,
+    }
+    readme = (project / "README.md").read_text()
+    assert "7 simulated clients for 12 s" in readme
+    assert (
+        "<!-- performance-profile:start -->\nNot measured yet: run `make loadtest`.\n"
+        "<!-- performance-profile:end -->\n"
+    ) in readme
+    checklist = (project / "docs" / "RELEASE_CHECKLIST.md").read_text()
+    assert checklist.startswith("# Release checklist: Iris Classifier\n")
+    for specific in ("`3.1.0`", "within 80 ms", "at most 0.5% of answers", "7 simulated clients"):
+        assert specific in checklist
+    assert "promtool" not in checklist + (project / "tools" / "release_check.py").read_text()
+
+
+def test_release_check_runs_promtool_where_there_is_a_monitoring_stack(
+    default_project: Path,
+) -> None:
+    checklist = (default_project / "docs" / "RELEASE_CHECKLIST.md").read_text()
+    release_check = (default_project / "tools" / "release_check.py").read_text()
+
+    assert "- [ ] `promtool`: " in checklist
+    assert '"promtool": check_promtool,' in release_check
+
+
 def test_answers_file_records_every_answer_for_copier_update(default_project: Path) -> None:
     answers = yaml.safe_load((default_project / ".copier-answers.yml").read_text())
 
@@ -180,6 +223,9 @@ def test_answers_file_records_every_answer_for_copier_update(default_project: Pa
         "class_labels",
         "workers",
         "latency_p95_ms",
+        "max_error_rate_pct",
+        "loadtest_users",
+        "loadtest_seconds",
         "monitoring",
         "model_version",
     }

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tools.release_check import main
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = PROJECT_ROOT / "deploy" / "prometheus"
 RUNBOOK_SECTIONS = (
@@ -43,6 +45,15 @@ def test_prometheus_configuration_is_valid() -> None:
     output = promtool("check", "config", "prometheus.yml")
 
     assert "SUCCESS" in output
+
+
+@needs_promtool
+def test_release_check_runs_every_promtool_check(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--only", "promtool"])
+
+    output = capsys.readouterr().out
+    assert code == 0, output
+    assert "configuration and rules valid, rule tests pass" in output
 
 
 @needs_promtool

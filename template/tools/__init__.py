@@ -1,0 +1,1 @@
+"""Project tools run through make: ``python -m tools.release_check``."""
