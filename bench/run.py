@@ -185,6 +185,7 @@ def peer_environment(name: str, scikit_learn: str) -> Path:
         [
             uv,
             "venv",
+            "--clear",
             "--quiet",
             "--python",
             f"{sys.version_info[0]}.{sys.version_info[1]}",
