@@ -73,7 +73,7 @@ def picky(predictor: Predictor, recording: RecordingModel) -> Predictor:
 
 def rows(count: int) -> list[dict[str, Any]]:
     """``count`` rows: the example with its first number moved by a thousandth each."""
-    value = FEATURE_EXAMPLE[FIRST_NUMBER]
+    value = float(FEATURE_EXAMPLE[FIRST_NUMBER])
     return [{**FEATURE_EXAMPLE, FIRST_NUMBER: value * (1 + i / 1000)} for i in range(count)]
 
 
