@@ -35,7 +35,6 @@ class Answer:
 
     predictions: list[Prediction]
     seconds: float
-    rows_in_call: int
 
 
 @dataclass
@@ -106,7 +105,7 @@ class Coalescer:
         seconds = time.perf_counter() - started
         if self._observer is not None:
             self._observer.model_called(len(rows), seconds)
-        return Answer(predictions, seconds, len(rows))
+        return Answer(predictions, seconds)
 
     def _answer(self, requests: list[_Waiting]) -> None:
         predictor = requests[0].predictor
@@ -130,5 +129,5 @@ class Coalescer:
         start = 0
         for request in requests:
             end = start + len(request.rows)
-            _settle(request, Answer(answer.predictions[start:end], answer.seconds, len(rows)))
+            _settle(request, Answer(answer.predictions[start:end], answer.seconds))
             start = end

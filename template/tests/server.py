@@ -11,6 +11,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +85,20 @@ def serving_env(model_dir: Path, model_version: str, workers: int) -> dict[str, 
         "APP_MODEL_DIR": str(model_dir),
         "APP_MODEL_VERSION": model_version,
     }
+
+
+@contextmanager
+def serving(model_dir: Path, model_version: str, workers: int = 1) -> Iterator[str]:
+    """The production command serving ``model_version`` of ``model_dir``: its base URL,
+    once ready; the server is stopped on leaving, whatever happened."""
+    env = serving_env(model_dir, model_version, workers)
+    base_url = f"http://127.0.0.1:{env['PORT']}"
+    server = start_server(env)
+    try:
+        wait_until_ready(server, base_url)
+        yield base_url
+    finally:
+        stop(server)
 
 
 def wait_until_ready(server: Server, base_url: str) -> None:

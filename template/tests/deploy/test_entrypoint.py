@@ -28,6 +28,39 @@ def start_image_command(image: Image, env: dict[str, str]) -> Server:
     return launch(image.command, env, Path(env["TMPDIR"]) / "server.log")
 
 
+def slow_model_environment(
+    image: Image, shadow_model_dir: Path, tmp_path: Path, **settings: str
+) -> tuple[dict[str, str], Path]:
+    """The image's environment serving the model that takes half a second a call, and
+    the folder where each call leaves a mark."""
+    in_flight = tmp_path / "in-flight"
+    in_flight.mkdir()
+    env = image_environment(image, tmp_path) | {
+        "APP_MODEL_DIR": str(shadow_model_dir),
+        "APP_MODEL_VERSION": "slow",
+        IN_FLIGHT_DIR_VARIABLE: str(in_flight),
+        **settings,
+    }
+    return env, in_flight
+
+
+def start_warmed_up(image: Image, env: dict[str, str], in_flight: Path) -> tuple[Server, str]:
+    """The image's command, once every worker has warmed its model up, and its base URL.
+    The warm-up's marks are gone: from now on only requests reach the model."""
+    server = start_image_command(image, env)
+    base_url = f"http://127.0.0.1:{env['PORT']}"
+    workers = int(env["WEB_CONCURRENCY"])
+    try:
+        wait_until_ready(server, base_url)
+        wait_for(lambda: server.output().count("Application startup complete") == workers)
+    except BaseException:
+        stop(server)
+        raise
+    for marker in in_flight.iterdir():
+        marker.unlink()
+    return server, base_url
+
+
 @pytest.fixture(scope="module")
 def image() -> Image:
     return read_image()
@@ -80,24 +113,13 @@ def test_sigterm_lets_requests_in_flight_finish(
     # model. SIGTERM comes once every request has reached the model: the last one is
     # then inside it, and the log shows it answered after the signal. Requests do not
     # share model calls here, so each one leaves its own mark as it reaches the model.
-    in_flight = tmp_path / "in-flight"
-    in_flight.mkdir()
-    env = image_environment(image, tmp_path) | {
-        "APP_MODEL_DIR": str(shadow_model_dir),
-        "APP_MODEL_VERSION": "slow",
-        "APP_COALESCE_MAX_ROWS": "1",
-        IN_FLIGHT_DIR_VARIABLE: str(in_flight),
-    }
+    env, in_flight = slow_model_environment(
+        image, shadow_model_dir, tmp_path, APP_COALESCE_MAX_ROWS="1"
+    )
     workers = int(env["WEB_CONCURRENCY"])
-    base_url = f"http://127.0.0.1:{env['PORT']}"
-    server = start_image_command(image, env)
     requests = 2 * workers
+    server, base_url = start_warmed_up(image, env, in_flight)
     try:
-        wait_until_ready(server, base_url)
-        # Every worker has warmed its model up: from now on only requests reach it.
-        wait_for(lambda: server.output().count("Application startup complete") == workers)
-        for marker in in_flight.iterdir():
-            marker.unlink()
         with ThreadPoolExecutor(requests) as pool, httpx2.Client(timeout=30) as client:
             answers = [
                 pool.submit(client.post, f"{base_url}/v1/predict", json=FEATURE_EXAMPLE)
@@ -127,22 +149,10 @@ def test_requests_waiting_together_share_one_model_call(
 ) -> None:
     # One worker, a model taking half a second a call: requests sent while it answers
     # the first one wait together, and the next call answers all of them.
-    in_flight = tmp_path / "in-flight"
-    in_flight.mkdir()
-    env = image_environment(image, tmp_path) | {
-        "APP_MODEL_DIR": str(shadow_model_dir),
-        "APP_MODEL_VERSION": "slow",
-        "WEB_CONCURRENCY": "1",
-        IN_FLIGHT_DIR_VARIABLE: str(in_flight),
-    }
-    base_url = f"http://127.0.0.1:{env['PORT']}"
-    server = start_image_command(image, env)
+    env, in_flight = slow_model_environment(image, shadow_model_dir, tmp_path, WEB_CONCURRENCY="1")
     requests = 6
+    server, base_url = start_warmed_up(image, env, in_flight)
     try:
-        wait_until_ready(server, base_url)
-        wait_for(lambda: "Application startup complete" in server.output())
-        for marker in in_flight.iterdir():
-            marker.unlink()
         # Each request on a connection of its own, opened beforehand as a busy client's
         # would be: one client sends its requests one by one, and a new connection is
         # accepted only when the event loop is free, after the call in progress.

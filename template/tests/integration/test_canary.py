@@ -11,10 +11,7 @@ from tests.commands import Outcome, run_app
 from tests.server import (
     PROJECT_ROOT,
     free_port,
-    serving_env,
-    start_server,
-    stop,
-    wait_until_ready,
+    serving,
 )
 
 GOLDEN_FILE = PROJECT_ROOT / "tests" / "golden" / "predictions.json"
@@ -23,12 +20,8 @@ GOLDEN_FILE = PROJECT_ROOT / "tests" / "golden" / "predictions.json"
 @pytest.fixture(scope="module")
 def service_url(model_dir: Path, model_version: str) -> Iterator[str]:
     """A server started as `make run` starts it, serving the session's model."""
-    env = serving_env(model_dir, model_version, workers=1)
-    server = start_server(env)
-    url = f"http://127.0.0.1:{env['PORT']}"
-    wait_until_ready(server, url)
-    yield url
-    stop(server)
+    with serving(model_dir, model_version) as url:
+        yield url
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 from app.schemas import FEATURE_EXAMPLE
 from tests.contract.compatibility import breaking_changes
 from tests.contract.test_openapi import SNAPSHOT
-from tests.server import serving_env, start_server, stop, wait_until_ready
+from tests.server import serving
 from training.train import train
 
 NEWER_VERSION = "test-2.0"
@@ -44,17 +44,13 @@ def artifacts(
 
 def serve(artifacts: Path, version: str) -> Served:
     """Start the production command with APP_MODEL_VERSION=``version``, ask it, stop it."""
-    env = serving_env(artifacts, version, workers=1)
-    base_url = f"http://127.0.0.1:{env['PORT']}"
-    server = start_server(env)
-    try:
-        wait_until_ready(server, base_url)
-        with httpx2.Client(base_url=base_url, timeout=10) as client:
-            prediction = client.post("/v1/predict", json=FEATURE_EXAMPLE).json()
-            model = client.get("/v1/model").json()
-            contract = client.get("/openapi.json").json()
-    finally:
-        stop(server)
+    with (
+        serving(artifacts, version) as base_url,
+        httpx2.Client(base_url=base_url, timeout=10) as client,
+    ):
+        prediction = client.post("/v1/predict", json=FEATURE_EXAMPLE).json()
+        model = client.get("/v1/model").json()
+        contract = client.get("/openapi.json").json()
     return Served(prediction["model_version"], model["model_version"], contract)
 
 

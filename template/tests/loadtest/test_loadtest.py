@@ -16,10 +16,7 @@ from loadtest.report import README_END, README_START
 from tests.server import (
     PROJECT_ROOT,
     free_port,
-    serving_env,
-    start_server,
-    stop,
-    wait_until_ready,
+    serving,
 )
 
 
@@ -68,12 +65,8 @@ def status_rows(report: str) -> list[list[str]]:
 
 @pytest.fixture(scope="module")
 def url(model_dir: Path, model_version: str) -> Iterator[str]:
-    env = serving_env(model_dir, model_version, workers=1)
-    server = start_server(env)
-    base_url = f"http://127.0.0.1:{env['PORT']}"
-    wait_until_ready(server, base_url)
-    yield base_url
-    stop(server)
+    with serving(model_dir, model_version) as base_url:
+        yield base_url
 
 
 @dataclass(frozen=True)

@@ -119,8 +119,6 @@ def test_concurrent_requests_share_one_call_and_get_their_own_answers(
     assert len(recording.calls) == 1
     for request, answer in zip(requests, answers, strict=True):
         assert_own_answers(answer, picky, request)
-        assert isinstance(answer, Answer)
-        assert answer.rows_in_call == 10
 
 
 def test_a_lone_request_is_not_kept_waiting_for_others(
