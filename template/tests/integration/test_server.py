@@ -17,6 +17,7 @@ from app.schemas import FEATURE_EXAMPLE, FEATURES, TARGET, TASK
 from tests.server import (
     START_TIMEOUT,
     free_port,
+    serving,
     serving_env,
     start_server,
     stop,
@@ -29,14 +30,8 @@ from training.train import build_pipeline
 
 @pytest.fixture(scope="module")
 def server(model_dir: Path, model_version: str) -> Iterator[str]:
-    env = serving_env(model_dir, model_version, workers=2)
-    base_url = f"http://127.0.0.1:{env['PORT']}"
-    server = start_server(env)
-    try:
-        wait_until_ready(server, base_url)
+    with serving(model_dir, model_version, workers=2) as base_url:
         yield base_url
-    finally:
-        stop(server)
 
 
 def test_production_server_answers_predictions(server: str, model_version: str) -> None:
