@@ -15,9 +15,9 @@ Where the service exports metrics, its alert rules compute the same number.
 """
 
 import math
+import threading
 from bisect import bisect_left
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -29,6 +29,8 @@ MISSING: Final = "missing"
 UNSEEN: Final = "unseen"
 SMOOTHING: Final = 1e-4
 """Smallest share a bin counts with, in PSI: an empty bin adds a finite term."""
+TALLY_SECONDS: Final = 1.0
+"""How often ``DriftTally`` hands its counts to the metrics: at most this late."""
 
 
 def reference_shares(reference: NumericReference | CategoricalReference) -> dict[str, float]:
@@ -131,18 +133,82 @@ class DriftBins:
                 positions.append(plan.positions.get(_text(value), -1))
         return [position for position in positions if position >= 0]
 
-    def count(
-        self, rows: Iterable[Mapping[str, Any]], predictions: Iterable[Prediction]
-    ) -> tuple[Counter[int], Counter[int]]:
-        """How many values fell in each position of ``feature_bins``, and how many
-        predictions in each of ``prediction_bins``: one update per bin, not per row."""
-        features = Counter(position for row in rows for position in self.row_bins(row))
-        outputs = Counter(self.prediction_bin(prediction) for prediction in predictions)
-        return features, outputs
-
     def prediction_bin(self, prediction: Prediction) -> int:
         """Position in ``prediction_bins`` of the bin ``prediction`` falls in."""
         if isinstance(prediction, ClassPrediction):
             return self._prediction_positions[prediction.label]
         assert self._prediction_edges is not None
         return bisect_left(self._prediction_edges, prediction.value)
+
+
+BinCounts = dict[int, int]
+"""Rows per position in ``DriftBins.feature_bins`` or ``prediction_bins``; no zeros."""
+
+
+class DriftTally:
+    """Rows per drift bin, counted in memory and handed over in bulk.
+
+    A row touches one bin per feature. Updating a metric per bin on every request
+    is the most expensive thing monitoring would do: where several workers share
+    their counters through files, each update is a write to a file, and the 30
+    features of the breast-cancer example cost about 36 microseconds a request,
+    more than the model call. So ``add`` only adds to two lists, and a thread
+    hands their sums to ``deliver`` every ``interval`` seconds and when ``flush``
+    is called (the metrics are read, the worker stops). Drift is judged on shares
+    over minutes; a count reaches the metrics at most ``interval`` late, and a
+    worker killed outright loses at most that much of them.
+    """
+
+    def __init__(
+        self,
+        bins: DriftBins,
+        deliver: Callable[[BinCounts, BinCounts], None],
+        interval: float = TALLY_SECONDS,
+    ) -> None:
+        self.bins = bins
+        self._deliver = deliver
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._features = [0] * len(bins.feature_bins)
+        self._predictions = [0] * len(bins.prediction_bins)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="drift-tally", daemon=True)
+        self._thread.start()
+
+    def add(self, rows: Iterable[Mapping[str, Any]], predictions: Iterable[Prediction]) -> None:
+        """Count ``rows`` and their ``predictions`` in their bins."""
+        bins = self.bins
+        feature_positions = [position for row in rows for position in bins.row_bins(row)]
+        prediction_positions = [bins.prediction_bin(prediction) for prediction in predictions]
+        with self._lock:
+            features, outputs = self._features, self._predictions
+            for position in feature_positions:
+                features[position] += 1
+            for position in prediction_positions:
+                outputs[position] += 1
+
+    def flush(self) -> None:
+        """Hand what was counted since the last flush to ``deliver``, now."""
+        fresh_features = [0] * len(self._features)
+        fresh_predictions = [0] * len(self._predictions)
+        with self._lock:
+            features, self._features = self._features, fresh_features
+            outputs, self._predictions = self._predictions, fresh_predictions
+        feature_counts = {position: count for position, count in enumerate(features) if count}
+        prediction_counts = {position: count for position, count in enumerate(outputs) if count}
+        if feature_counts or prediction_counts:
+            self._deliver(feature_counts, prediction_counts)
+
+    def close(self) -> None:
+        """Stop the thread and hand over the last counts."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.flush()

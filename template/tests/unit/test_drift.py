@@ -1,13 +1,14 @@
 """Drift bins and the population stability index."""
 
 import math
+import threading
 from collections import Counter
 
 import pytest
 
 from app.features import FeatureSpec
 from app.model import Predictor, ValuePrediction
-from app.monitoring.drift import MISSING, DriftBins, psi, reference_shares
+from app.monitoring.drift import MISSING, BinCounts, DriftBins, DriftTally, psi, reference_shares
 from app.monitoring.reference import compute_reference, numeric_reference
 from app.schemas import FEATURES
 from training.artifact import reference_for
@@ -95,3 +96,56 @@ def test_an_optional_feature_left_out_counts_as_missing() -> None:
 
     assert bins.feature_bins[position] == ("x", MISSING)
     assert bins.feature_reference[position] == pytest.approx(0.25)
+
+
+class Delivered:
+    """What a tally handed over, summed, and how many times."""
+
+    def __init__(self) -> None:
+        self.features: Counter[int] = Counter()
+        self.predictions: Counter[int] = Counter()
+        self.calls = 0
+        self.arrived = threading.Event()
+
+    def __call__(self, features: BinCounts, predictions: BinCounts) -> None:
+        assert 0 not in features.values()
+        assert 0 not in predictions.values()
+        self.features.update(features)
+        self.predictions.update(predictions)
+        self.calls += 1
+        self.arrived.set()
+
+
+def test_a_tally_hands_over_exactly_what_binning_each_row_counts(predictor: Predictor) -> None:
+    bins = DriftBins(predictor.metadata.reference, FEATURES)
+    rows = load_dataset().rows[:50]
+    predictions = predictor.predict(rows)
+    delivered = Delivered()
+    tally = DriftTally(bins, delivered, interval=3600)
+
+    for start in range(0, 50, 7):
+        tally.add(rows[start : start + 7], predictions[start : start + 7])
+    assert delivered.calls == 0  # held back until a flush
+    tally.flush()
+    tally.flush()  # nothing new: nothing handed over
+
+    assert delivered.calls == 1
+    assert delivered.features == Counter(p for row in rows for p in bins.row_bins(row))
+    assert delivered.predictions == Counter(bins.prediction_bin(p) for p in predictions)
+
+
+def test_a_tally_hands_over_by_itself_and_its_last_counts_on_close(predictor: Predictor) -> None:
+    bins = DriftBins(predictor.metadata.reference, FEATURES)
+    rows = load_dataset().rows[:2]
+    predictions = predictor.predict(rows)
+    delivered = Delivered()
+    tally = DriftTally(bins, delivered, interval=0.05)
+    tally.start()
+
+    tally.add(rows[:1], predictions[:1])
+    assert delivered.arrived.wait(5), "the tally's thread never handed its counts over"
+    tally.add(rows[1:], predictions[1:])
+    tally.close()
+
+    assert sum(delivered.predictions.values()) == 2
+    assert sum(delivered.features.values()) == sum(len(bins.row_bins(row)) for row in rows)
