@@ -149,6 +149,11 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
         message = f"no endpoint at {request.url.path[:200]}; the API is described at /docs"
     elif status == 405:
         message = f"{request.method} is not allowed on {request.url.path[:200]}"
+    elif status == 400 and isinstance(exc.__cause__, RecursionError):
+        # FastAPI turns what json.loads raises on deep nesting into a bare 400.
+        return error_response(
+            400, "invalid_json", "the request body nests arrays or objects too deeply to be read"
+        )
     else:
         message = str(exc.detail)
     return error_response(
@@ -169,7 +174,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
-    413: {"model": ErrorEnvelope, "description": "The batch holds more rows than allowed."},
+    413: {
+        "model": ErrorEnvelope,
+        "description": "The body is larger than APP_MAX_BODY_BYTES, or the batch holds more "
+        "rows than APP_MAX_BATCH_SIZE.",
+    },
     422: {"model": ErrorEnvelope, "description": "A field is missing, unknown or out of range."},
     500: {
         "model": ErrorEnvelope,

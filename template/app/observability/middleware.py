@@ -21,8 +21,10 @@ from app.observability.observer import Observer
 
 REQUEST_ID_HEADER: Final = b"x-request-id"
 TRACEPARENT_HEADER: Final = b"traceparent"
-# Accept a caller's id only if it is short and safe to log and echo back.
-_VALID_REQUEST_ID: Final = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+MAX_REQUEST_ID: Final = 128
+# Accept a caller's id only if it is short and safe to log and echo back; one with
+# other characters is replaced, a longer one refused.
+_VALID_REQUEST_ID: Final = re.compile(rb"[A-Za-z0-9._:-]{1,%d}" % MAX_REQUEST_ID)
 # https://www.w3.org/TR/trace-context/#traceparent-header-field-values
 _VALID_TRACEPARENT: Final = re.compile(rb"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 # Probes would drown the request log; whoever calls them sees the outcome anyway.
@@ -36,6 +38,16 @@ def _header(scope: Scope, wanted: bytes, valid: re.Pattern[bytes]) -> str | None
         if name == wanted:
             return value.decode("ascii") if valid.fullmatch(value) else None
     return None
+
+
+def _request_id_too_long(length: int) -> ASGIApp:
+    return error_response(
+        431,
+        "request_header_too_large",
+        f"the X-Request-ID header is {length} characters long; send at most "
+        f"{MAX_REQUEST_ID} letters, digits and ._:- or leave it out to get one",
+        [{"field": "X-Request-ID", "message": "too long", "type": "header_too_large"}],
+    )
 
 
 class RequestContextMiddleware:
@@ -54,7 +66,12 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _header(scope, REQUEST_ID_HEADER, _VALID_REQUEST_ID) or uuid4().hex
+        caller_id = next(
+            (value for name, value in scope["headers"] if name == REQUEST_ID_HEADER), b""
+        )
+        request_id = (
+            caller_id.decode("ascii") if _VALID_REQUEST_ID.fullmatch(caller_id) else uuid4().hex
+        )
         header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
         traffic = scope["path"] not in self.quiet_paths
         # The application's observer, if any, is read per request: it may start with
@@ -83,7 +100,12 @@ class RequestContextMiddleware:
         try:
             with structlog.contextvars.bound_contextvars(**context):
                 try:
-                    await self.app(scope, receive, send_with_request_id)
+                    if len(caller_id) > MAX_REQUEST_ID:
+                        await _request_id_too_long(len(caller_id))(
+                            scope, receive, send_with_request_id
+                        )
+                    else:
+                        await self.app(scope, receive, send_with_request_id)
                 except Exception:
                     logger.exception("unhandled error")
                     if status is not None:

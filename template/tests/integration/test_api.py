@@ -113,7 +113,7 @@ def test_request_id_from_the_caller_is_echoed(client: TestClient) -> None:
     assert response.headers["x-request-id"] == "abc-123"
 
 
-@pytest.mark.parametrize("unusable", ["x" * 129, "has space", 'quote"d'])
+@pytest.mark.parametrize("unusable", ["has space", 'quote"d', "tab\tbed"])
 def test_unusable_request_id_is_replaced(client: TestClient, unusable: str) -> None:
     response = client.get("/health", headers={"X-Request-ID": unusable})
 
@@ -306,3 +306,71 @@ def test_docs_show_a_valid_example_request(client: TestClient) -> None:
     assert client.post("/v1/predict", json=schema["examples"][0]).status_code == 200
     assert client.get("/docs").status_code == 200
     assert client.get("/redoc").status_code == 200
+
+
+def test_a_full_batch_of_the_example_fits_under_the_default_body_limit() -> None:
+    body = json.dumps({"rows": [FEATURE_EXAMPLE] * Settings().max_batch_size}).encode()
+
+    assert len(body) < Settings().max_body_bytes
+
+
+def test_every_response_carries_the_security_headers(client: TestClient) -> None:
+    answers = [
+        client.post("/v1/predict", json=FEATURE_EXAMPLE),
+        client.post("/v1/predict", json={}),
+        client.get("/no/such/path"),
+    ]
+
+    for response in answers:
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["cache-control"] == "no-store"
+        assert response.headers["content-security-policy"].startswith("default-src 'none'")
+    # The documentation page loads Swagger UI's scripts: it keeps the browser's defaults.
+    assert "content-security-policy" not in client.get("/docs").headers
+
+
+def test_no_origin_may_call_from_a_browser_by_default(client: TestClient) -> None:
+    response = client.post(
+        "/v1/predict", json=FEATURE_EXAMPLE, headers={"Origin": "https://elsewhere.example"}
+    )
+
+    assert response.status_code == 200
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_origins_from_the_settings_may_call_from_a_browser(settings: Settings) -> None:
+    allowed = "https://app.example.com"
+    with TestClient(create_app(settings.model_copy(update={"cors_origins": (allowed,)}))) as client:
+        preflight = client.options(
+            "/v1/predict",
+            headers={
+                "Origin": allowed,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type",
+            },
+        )
+        refused = client.options(
+            "/v1/predict",
+            headers={
+                "Origin": "https://elsewhere.example",
+                "Access-Control-Request-Method": "POST",
+            },
+        )
+        answer = client.post("/v1/predict", json=FEATURE_EXAMPLE, headers={"Origin": allowed})
+
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == allowed
+    assert refused.status_code == 400
+    assert answer.headers["access-control-allow-origin"] == allowed
+    assert answer.headers["access-control-expose-headers"] == "X-Request-ID"
+
+
+def test_request_id_over_128_characters_is_refused(client: TestClient) -> None:
+    error = assert_error(
+        client.get("/v1/model", headers={"X-Request-ID": "x" * 129}),
+        431,
+        "request_header_too_large",
+    )
+
+    assert "X-Request-ID" in error["message"]

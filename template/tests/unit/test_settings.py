@@ -154,3 +154,16 @@ def test_readme_documents_the_same_variables_as_env_example() -> None:
     in_readme = re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \|", section, re.MULTILINE)
 
     assert sorted(in_readme) == sorted(documented_defaults())
+
+
+def test_cors_origins_are_read_as_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP_CORS_ORIGINS", "https://a.example, http://localhost:3000")
+
+    assert Settings().cors_origins == ("https://a.example", "http://localhost:3000")
+
+
+def test_an_origin_with_a_path_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP_CORS_ORIGINS", "https://a.example/app")
+
+    with pytest.raises(ConfigError, match=r"APP_CORS_ORIGINS: .*is not an origin"):
+        load_settings()

@@ -1,0 +1,100 @@
+"""Pure ASGI guards every request passes before a route sees it: a bound on the
+size of the body and the security headers of every response."""
+
+from typing import Final
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.api.errors import error_response
+
+SECURITY_HEADERS: Final = (
+    # Browsers must not guess a content type other than the one sent.
+    (b"x-content-type-options", b"nosniff"),
+    # No page of this API is meant to be framed.
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    # Predictions are about one caller's data: no shared cache keeps them.
+    (b"cache-control", b"no-store"),
+)
+DOCS_PATHS: Final = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
+# The API answers JSON only; the documentation pages load their scripts and styles
+# from a CDN, so they keep the browser's defaults.
+CONTENT_SECURITY_POLICY: Final = (
+    b"content-security-policy",
+    b"default-src 'none'; frame-ancestors 'none'",
+)
+
+
+def _too_large(limit: int) -> str:
+    return (
+        f"the request body is larger than {limit} bytes; send fewer rows per request "
+        "or raise APP_MAX_BODY_BYTES"
+    )
+
+
+class BodyLimitMiddleware:
+    """Refuses a request body over ``limit`` bytes with 413, before it is read whole.
+
+    A declared ``Content-Length`` over the limit is refused before one byte of the
+    body is read; a body sent in chunks is counted as it arrives and refused at the
+    chunk that crosses the limit.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = next(
+            (value for name, value in scope["headers"] if name == b"content-length"), None
+        )
+        # The server has already refused a Content-Length that is not a number.
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            response = error_response(413, "content_too_large", _too_large(self.limit))
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def counted_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    # FastAPI passes an HTTPException raised while it reads the body on
+                    # to the error handlers: the caller gets the 413 envelope.
+                    raise HTTPException(413, _too_large(self.limit))
+            return message
+
+        await self.app(scope, counted_receive, send)
+
+
+class SecurityHeadersMiddleware:
+    """Adds ``SECURITY_HEADERS`` to every response, and a content security policy
+    that allows nothing to every response but the documentation pages."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = list(SECURITY_HEADERS)
+        if scope["path"] not in DOCS_PATHS:
+            extra.append(CONTENT_SECURITY_POLICY)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", ())}
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    *(header for header in extra if header[0] not in present),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

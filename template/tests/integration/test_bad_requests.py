@@ -1,0 +1,222 @@
+"""Bad requests sent over HTTP to the production server: each is refused with a 4xx
+error envelope naming the problem, and the server stays ready afterwards."""
+
+import json
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx2
+import pytest
+
+from app.schemas import CLASS_LABELS, FEATURE_EXAMPLE, FEATURES
+from app.settings import Settings
+from tests.server import serving
+
+JSON = {"content-type": "application/json"}
+MAX_BODY_BYTES = Settings.model_fields["max_body_bytes"].default
+MAX_BATCH_SIZE = Settings.model_fields["max_batch_size"].default
+FIRST = FEATURES[0]
+REQUIRED = next((feature for feature in FEATURES if not feature.optional), FIRST)
+NUMBER = next((feature for feature in FEATURES if feature.type in ("float", "integer")), None)
+OUTCOME = {"label": CLASS_LABELS[0]} if CLASS_LABELS else {"value": 1.0}
+UNKNOWN_ID = "0" * 32
+
+
+@dataclass(frozen=True)
+class BadRequest:
+    """A request, the status and error code it must get, and what its message must say."""
+
+    name: str
+    path: str
+    body: bytes
+    status: int
+    code: str
+    says: str
+    headers: dict[str, str] = field(default_factory=lambda: dict(JSON))
+    field: str | None = None
+
+
+def bad_requests() -> list[BadRequest]:
+    example = json.dumps(FEATURE_EXAMPLE)
+    nested = "[" * 100_000 + "]" * 100_000
+    cases = [
+        BadRequest(
+            "invalid JSON", "/v1/predict", b'{"a": 1', 400, "invalid_json", "not valid JSON"
+        ),
+        BadRequest(
+            "wrong content type",
+            "/v1/predict",
+            example.encode(),
+            415,
+            "unsupported_media_type",
+            "Content-Type: application/json",
+            headers={"content-type": "text/plain"},
+        ),
+        BadRequest("empty body", "/v1/predict", b"", 422, "validation_failed", "body is required"),
+        BadRequest(
+            "deeply nested JSON",
+            "/v1/predict/batch",
+            f'{{"rows": {nested}}}'.encode(),
+            400,
+            "invalid_json",
+            "nests arrays or objects too deeply",
+        ),
+        BadRequest(
+            "NaN literal",
+            "/v1/predict",
+            json.dumps({**FEATURE_EXAMPLE, FIRST.name: "NaN"}).replace('"NaN"', "NaN").encode(),
+            422,
+            "validation_failed",
+            FIRST.name,
+            field=FIRST.name,
+        ),
+        BadRequest(
+            "Infinity literal",
+            "/v1/predict",
+            json.dumps({**FEATURE_EXAMPLE, FIRST.name: "Inf"})
+            .replace('"Inf"', "Infinity")
+            .encode(),
+            422,
+            "validation_failed",
+            FIRST.name,
+            field=FIRST.name,
+        ),
+        BadRequest(
+            "unknown field",
+            "/v1/predict",
+            json.dumps({**FEATURE_EXAMPLE, "unknown_feature": 1}).encode(),
+            422,
+            "validation_failed",
+            "unknown_feature",
+            field="unknown_feature",
+        ),
+        BadRequest(
+            "missing required field",
+            "/v1/predict",
+            json.dumps({k: v for k, v in FEATURE_EXAMPLE.items() if k != REQUIRED.name}).encode(),
+            422,
+            "validation_failed",
+            REQUIRED.name,
+            field=REQUIRED.name,
+        ),
+        BadRequest(
+            "batch over the maximum",
+            "/v1/predict/batch",
+            json.dumps({"rows": [FEATURE_EXAMPLE] * (MAX_BATCH_SIZE + 1)}).encode(),
+            413,
+            "batch_too_large",
+            str(MAX_BATCH_SIZE),
+        ),
+        BadRequest(
+            "body over the size limit",
+            "/v1/predict/batch",
+            b'{"rows": [' + b" " * MAX_BODY_BYTES + b"]}",
+            413,
+            "content_too_large",
+            "APP_MAX_BODY_BYTES",
+        ),
+        BadRequest(
+            "huge X-Request-ID",
+            "/v1/predict",
+            example.encode(),
+            431,
+            "request_header_too_large",
+            "X-Request-ID",
+            headers={**JSON, "x-request-id": "x" * 8000},
+            field="X-Request-ID",
+        ),
+        BadRequest(
+            "feedback on a prediction that does not exist",
+            "/v1/feedback",
+            json.dumps({"prediction_id": UNKNOWN_ID, **OUTCOME}).encode(),
+            404,
+            "prediction_not_found",
+            UNKNOWN_ID,
+            field="prediction_id",
+        ),
+    ]
+    if NUMBER is not None:
+        cases.append(
+            BadRequest(
+                "number as a string",
+                "/v1/predict",
+                json.dumps(
+                    {**FEATURE_EXAMPLE, NUMBER.name: str(FEATURE_EXAMPLE[NUMBER.name])}
+                ).encode(),
+                422,
+                "validation_failed",
+                NUMBER.name,
+                field=NUMBER.name,
+            )
+        )
+    return cases
+
+
+BAD_REQUESTS = bad_requests()
+
+
+@pytest.fixture(scope="module")
+def server(model_dir: Path, model_version: str) -> Iterator[str]:
+    with serving(model_dir, model_version) as base_url:
+        yield base_url
+
+
+@pytest.mark.parametrize("bad", BAD_REQUESTS, ids=[bad.name for bad in BAD_REQUESTS])
+def test_bad_request_gets_a_4xx_envelope_naming_the_problem(server: str, bad: BadRequest) -> None:
+    with httpx2.Client(base_url=server, timeout=30) as client:
+        response = client.post(bad.path, content=bad.body, headers=bad.headers)
+        ready = client.get("/ready")
+
+    assert response.status_code == bad.status, response.text
+    error = response.json()["error"]
+    assert error["code"] == bad.code
+    assert bad.says in error["message"] + json.dumps(error["details"])
+    assert error["request_id"] == response.headers["x-request-id"]
+    if bad.field is not None:
+        assert bad.field in [detail["field"] for detail in error["details"]]
+    assert ready.status_code == 200
+
+
+def test_a_declared_body_over_the_limit_is_refused_before_it_is_sent(server: str) -> None:
+    """The server answers 413 after the headers alone: it never waits for the 1 GB
+    the request announces."""
+    address = urlsplit(server)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as connection:
+        connection.sendall(
+            b"POST /v1/predict/batch HTTP/1.1\r\nHost: test\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n{"
+        )
+        head = read_response_head(connection)
+
+    assert head.startswith(b"HTTP/1.1 413 "), head
+
+
+def test_a_streamed_body_is_refused_once_it_crosses_the_limit(server: str) -> None:
+    """A chunked body has no length to check: it is counted as it arrives, and the
+    server answers 413 while the client is still sending."""
+    address = urlsplit(server)
+    chunk = b" " * (256 * 1024)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as connection:
+        connection.sendall(
+            b"POST /v1/predict/batch HTTP/1.1\r\nHost: test\r\n"
+            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        # One chunk more than the limit, and never the last, empty chunk.
+        for _ in range(MAX_BODY_BYTES // len(chunk) + 1):
+            connection.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        head = read_response_head(connection)
+
+    assert head.startswith(b"HTTP/1.1 413 "), head
+
+
+def read_response_head(connection: socket.socket) -> bytes:
+    received = b""
+    while b"\r\n\r\n" not in received:
+        data = connection.recv(65536)
+        if not data:
+            break
+        received += data
+    return received
