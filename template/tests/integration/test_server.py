@@ -2,8 +2,10 @@
 
 import json
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import joblib
@@ -13,6 +15,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from sklearn.pipeline import Pipeline
 
 from app.features import encode_rows
+from app.model import METADATA_FILE, MODEL_FILE, file_sha256
 from app.schemas import FEATURE_EXAMPLE, FEATURES, TARGET, TASK
 from tests.server import (
     START_TIMEOUT,
@@ -114,17 +117,78 @@ def test_missing_artifact_folder_stops_start_up_with_one_line(tmp_path: Path) ->
     assert "missing does not exist; run `make train`" in error
 
 
-def test_tampered_model_stops_start_up_with_one_line(
-    model_dir: Path, model_version: str, tmp_path: Path
+def append_to_model(artifact: Path) -> None:
+    with (artifact / MODEL_FILE).open("ab") as model_file:
+        model_file.write(b"tampered")
+
+
+def corrupt_model(artifact: Path) -> None:
+    """Bytes that are no model, with their hash recorded, as a careless copy would."""
+    (artifact / MODEL_FILE).write_bytes(b"these bytes are not a pickle")
+    edit_metadata(artifact, model_sha256=file_sha256(artifact / MODEL_FILE))
+
+
+def rename_a_feature(artifact: Path) -> None:
+    features = read_metadata_document(artifact)["features"]
+    edit_metadata(artifact, features=[*features[:-1], {"name": "colour", "type": "float"}])
+
+
+def claim_an_old_scikit_learn(artifact: Path) -> None:
+    versions = read_metadata_document(artifact)["library_versions"]
+    edit_metadata(artifact, library_versions={**versions, "scikit-learn": "0.24.2"})
+
+
+def make_metadata_unreadable(artifact: Path) -> None:
+    # Not UTF-8: tests run as root in CI, where file permissions would not stop a read.
+    (artifact / METADATA_FILE).write_bytes(b"\xff\xfe{}")
+
+
+def break_metadata_json(artifact: Path) -> None:
+    (artifact / METADATA_FILE).write_text("{not json")
+
+
+def read_metadata_document(artifact: Path) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((artifact / METADATA_FILE).read_text())
+    return document
+
+
+def edit_metadata(artifact: Path, **changes: object) -> None:
+    (artifact / METADATA_FILE).write_text(
+        json.dumps({**read_metadata_document(artifact), **changes})
+    )
+
+
+BROKEN_ARTIFACTS: list[tuple[str, Callable[[Path], None], str]] = [
+    ("sha256 mismatch", append_to_model, "the file changed after training"),
+    ("corrupt model file", corrupt_model, "model.joblib cannot be loaded"),
+    ("features differ from the schema", rename_a_feature, "unexpected ['colour']"),
+    ("incompatible scikit-learn", claim_an_old_scikit_learn, "trained with scikit-learn 0.24.2"),
+    ("unreadable metadata", make_metadata_unreadable, "metadata.json cannot be read"),
+    ("metadata not JSON", break_metadata_json, "is not valid artifact metadata"),
+]
+
+
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [(damage, says) for _, damage, says in BROKEN_ARTIFACTS],
+    ids=[name for name, *_ in BROKEN_ARTIFACTS],
+)
+def test_broken_artifact_stops_start_up_with_one_line(
+    model_dir: Path,
+    model_version: str,
+    tmp_path: Path,
+    damage: Callable[[Path], None],
+    says: str,
 ) -> None:
     artifact = tmp_path / model_version
     shutil.copytree(model_dir / model_version, artifact)
-    with (artifact / "model.joblib").open("ab") as model_file:
-        model_file.write(b"tampered")
+    damage(artifact)
+    started = time.monotonic()
 
     error = one_line_failure({"APP_MODEL_DIR": str(tmp_path)})
 
-    assert "the file changed after training" in error
+    assert says in error
+    assert time.monotonic() - started < 15
 
 
 def test_invalid_setting_stops_start_up_naming_the_variable(model_dir: Path) -> None:
