@@ -106,7 +106,8 @@ def _is_json(request: Request) -> bool:
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+    if not isinstance(exc, RequestValidationError):  # registered for RequestValidationError only
+        raise exc
     errors = exc.errors()
     # Paths, never values: the request's log line says which fields were wrong.
     fields = [field_path(error["loc"]) for error in errors]
@@ -143,7 +144,8 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
 
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HTTPException)
+    if not isinstance(exc, HTTPException):  # registered for HTTPException only
+        raise exc
     status = exc.status_code
     if status == 404:
         message = f"no endpoint at {request.url.path[:200]}; the API is described at /docs"
@@ -162,7 +164,8 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_service_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ServiceError)
+    if not isinstance(exc, ServiceError):  # registered for ServiceError only
+        raise exc
     status = next((code for kind, code in STATUS_BY_ERROR.items() if isinstance(exc, kind)), 500)
     return error_response(status, exc.code, exc.message, exc.details)
 

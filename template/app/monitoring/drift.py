@@ -137,7 +137,8 @@ class DriftBins:
         """Position in ``prediction_bins`` of the bin ``prediction`` falls in."""
         if isinstance(prediction, ClassPrediction):
             return self._prediction_positions[prediction.label]
-        assert self._prediction_edges is not None
+        if self._prediction_edges is None:
+            raise TypeError(f"a {type(prediction).__name__} for a classifier's drift bins")
         return bisect_left(self._prediction_edges, prediction.value)
 
 

@@ -120,3 +120,11 @@ def test_a_negative_tolerance_is_refused(canary: Callable[..., Outcome]) -> None
 
     assert result.returncode == 2
     assert "is negative" in result.stderr
+
+
+def test_a_url_that_is_not_http_is_one_clear_line(canary: Callable[..., Outcome]) -> None:
+    result = canary("--url", "file:///etc/passwd")
+
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line == "canary: the service URL must start with http:// or https://: file:///etc/passwd"

@@ -27,17 +27,20 @@ def table(output: str) -> dict[str, list[str]]:
 def test_a_subset_passes_and_prints_one_table(
     model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["--only", "format,contract,artifact,hadolint", "--model-dir", str(model_dir)])
+    code = main(
+        ["--only", "format,contract,artifact,hadolint,bandit", "--model-dir", str(model_dir)]
+    )
 
     output = capsys.readouterr().out
     assert code == 0, output
     assert output.splitlines()[0].split() == ["item", "result", "seconds", "detail"]
     rows = table(output)
-    assert list(rows) == ["format", "contract", "artifact", "hadolint"]
+    assert list(rows) == ["format", "contract", "artifact", "hadolint", "bandit"]
     assert {row[0] for row in rows.values()} == {"pass"}
     assert all(float(row[1]) >= 0 for row in rows.values())
     assert rows["artifact"][2].startswith("sha256 equals metadata.json for ")
-    assert output.splitlines()[-1] == "release check passed: 4 items"
+    assert rows["bandit"][2] == "app/: no issue found"
+    assert output.splitlines()[-1] == "release check passed: 5 items"
 
 
 def test_a_tampered_artifact_fails_its_item_only(
