@@ -15,14 +15,27 @@ and that much more latency. README.md, "Performance", has the measurements.
 
 A row's answer is the one a call of its own gives, up to the last bits of
 floating-point rounding: the model's matrix products run over more rows.
+
+With a ``timeout``, the model runs in a thread of its own, one call at a time,
+and a request whose answer has not come within ``timeout`` seconds of its arrival
+fails with ``PredictionTimeout`` (504) while the event loop goes on answering
+others; a call still running past it makes ``stuck_for`` non-zero, and /ready
+reports the worker not ready. Python cannot stop a thread: the call itself runs
+to its end. Without a timeout the model runs on the event loop's thread, which
+saves the hand-over (README.md, "Performance"), and only the server's worker
+timeout bounds a call that hangs.
 """
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from threadpoolctl import threadpool_limits
+
+from app.errors import PredictionTimeout
 from app.model import Prediction, Predictor
 from app.observability.observer import Observer
 
@@ -62,30 +75,86 @@ class Coalescer:
     """
 
     def __init__(
-        self, *, window: float = 0.0, max_rows: int = 64, observer: Observer | None = None
+        self,
+        *,
+        window: float = 0.0,
+        max_rows: int = 64,
+        timeout: float | None = None,
+        model_threads: int = 1,
+        observer: Observer | None = None,
     ) -> None:
         self.window = window
         self.max_rows = max_rows
+        self.timeout = timeout
         self._observer = observer
         self._waiting: list[_Waiting] = []
         self._rows = 0
         self._flush: asyncio.Handle | None = None
+        # One model thread: calls are answered in turn, as on the event loop. Native
+        # thread limits are per thread for OpenMP: the model thread sets its own.
+        self._executor = (
+            ThreadPoolExecutor(
+                max_workers=1,
+                thread_name_prefix="model",
+                initializer=threadpool_limits,
+                initargs=(model_threads,),
+            )
+            if timeout
+            else None
+        )
+        self._in_flight = False
+        self._call_started: float | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def predict(self, predictor: Predictor, rows: Sequence[Row]) -> Answer:
         """``predictor``'s answers for ``rows``; raises what predicting them alone would."""
+        timeout = self.timeout
+        if self._executor is None or timeout is None:
+            if len(rows) >= self.max_rows:
+                return self._call(predictor, rows)
+            return await self._queue(predictor, rows)
+        arrived = time.monotonic()
+        answer: asyncio.Future[Answer]
         if len(rows) >= self.max_rows:
-            return self._call(predictor, rows)
+            answer = asyncio.get_running_loop().create_future()
+            self._start(self._answer_in_thread([_Waiting(predictor, rows, answer)]))
+        else:
+            answer = asyncio.ensure_future(self._queue(predictor, rows))
+        try:
+            return await asyncio.wait_for(answer, timeout)
+        except TimeoutError:
+            waited = time.monotonic() - arrived
+            raise PredictionTimeout(
+                f"the model did not answer within {timeout * 1000:g} ms "
+                f"(waited {waited * 1000:.0f} ms); retry later, or raise "
+                "APP_PREDICT_TIMEOUT_MS if the model needs longer"
+            ) from None
+
+    def stuck_for(self) -> float:
+        """Seconds the running model call has gone past the timeout; 0 when none has."""
+        started = self._call_started
+        if started is None or self.timeout is None:
+            return 0.0
+        return max(time.monotonic() - started - self.timeout, 0.0)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _queue(self, predictor: Predictor, rows: Sequence[Row]) -> Answer:
         loop = asyncio.get_running_loop()
         waiting = _Waiting(predictor, rows, loop.create_future())
         self._waiting.append(waiting)
         self._rows += len(rows)
-        if self._rows >= self.max_rows:
-            self._answer_waiting()
-        elif self._flush is None:
-            if self.window > 0:
-                self._flush = loop.call_later(self.window, self._answer_waiting)
-            else:
-                self._flush = loop.call_soon(self._answer_waiting)
+        # While a call runs in the model thread, what waits is answered when it ends.
+        if not self._in_flight:
+            if self._rows >= self.max_rows:
+                self._answer_waiting()
+            elif self._flush is None:
+                if self.window > 0:
+                    self._flush = loop.call_later(self.window, self._answer_waiting)
+                else:
+                    self._flush = loop.call_soon(self._answer_waiting)
         return await waiting.future
 
     def _answer_waiting(self) -> None:
@@ -96,25 +165,74 @@ class Coalescer:
         by_predictor: dict[int, list[_Waiting]] = {}
         for request in waiting:
             by_predictor.setdefault(id(request.predictor), []).append(request)
+        if self._executor is None:
+            for requests in by_predictor.values():
+                self._answer(requests)
+        elif by_predictor:
+            self._in_flight = True
+            self._start(self._answer_groups(by_predictor)).add_done_callback(self._after_call)
+
+    def _start(self, call: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        # The event loop keeps only weak references to tasks: these are kept until done.
+        task = asyncio.get_running_loop().create_task(call)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _answer_groups(self, by_predictor: dict[int, list[_Waiting]]) -> None:
+        # What gathered during the last call may hold more than max_rows: one call
+        # per max_rows, never splitting a request.
         for requests in by_predictor.values():
-            self._answer(requests)
+            call: list[_Waiting] = []
+            rows = 0
+            for request in requests:
+                if call and rows + len(request.rows) > self.max_rows:
+                    await self._answer_in_thread(call)
+                    call, rows = [], 0
+                call.append(request)
+                rows += len(request.rows)
+            await self._answer_in_thread(call)
+
+    def _after_call(self, task: asyncio.Task[None]) -> None:
+        self._in_flight = False
+        if self._waiting:
+            self._answer_waiting()
+
+    async def _answer_in_thread(self, requests: list[_Waiting]) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._answer, requests, loop)
 
     def _call(self, predictor: Predictor, rows: Sequence[Row]) -> Answer:
         started = time.perf_counter()
-        predictions = predictor.predict(rows)
+        self._call_started = time.monotonic()
+        try:
+            predictions = predictor.predict(rows)
+        finally:
+            self._call_started = None
         seconds = time.perf_counter() - started
         if self._observer is not None:
             self._observer.model_called(len(rows), seconds)
         return Answer(predictions, seconds)
 
-    def _answer(self, requests: list[_Waiting]) -> None:
+    def _answer(
+        self, requests: list[_Waiting], loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
+        """Call the model for ``requests`` and settle each; from the model thread,
+        ``loop`` is the event loop the requests wait on."""
+
+        def settle(request: _Waiting, answer: Answer | BaseException) -> None:
+            if loop is None:
+                _settle(request, answer)
+            else:
+                loop.call_soon_threadsafe(_settle, request, answer)
+
         predictor = requests[0].predictor
         rows = [row for request in requests for row in request.rows]
         try:
             answer = self._call(predictor, rows)
         except Exception as exc:
             if len(requests) == 1:
-                _settle(requests[0], exc)
+                settle(requests[0], exc)
                 return
             # A refused answer or a failure must reach only the request whose rows
             # caused it: each request is predicted again on its own.
@@ -122,12 +240,12 @@ class Coalescer:
                 try:
                     alone = self._call(predictor, request.rows)
                 except Exception as failure:
-                    _settle(request, failure)
+                    settle(request, failure)
                 else:
-                    _settle(request, alone)
+                    settle(request, alone)
             return
         start = 0
         for request in requests:
             end = start + len(request.rows)
-            _settle(request, Answer(answer.predictions[start:end], answer.seconds))
+            settle(request, Answer(answer.predictions[start:end], answer.seconds))
             start = end

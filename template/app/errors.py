@@ -36,6 +36,19 @@ class ModelNotReady(ServiceError):
     code = "model_not_ready"
 
 
+class PredictionTimeout(ServiceError):
+    """The model did not answer within ``APP_PREDICT_TIMEOUT_MS``."""
+
+    code = "prediction_timeout"
+
+
+class ModelStuck(ServiceError):
+    """A model call has run past ``APP_PREDICT_TIMEOUT_MS`` and still holds the model
+    thread: the worker answers 504 until it ends."""
+
+    code = "model_stuck"
+
+
 class BatchTooLarge(ServiceError):
     """A batch request holds more rows than ``APP_MAX_BATCH_SIZE`` allows."""
 

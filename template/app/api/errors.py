@@ -21,11 +21,13 @@ from app.errors import (
     BatchTooLarge,
     FeedbackConflict,
     ModelNotReady,
+    ModelStuck,
     PredictionFailed,
     PredictionLogUnavailable,
     PredictionNotFinite,
     PredictionNotFound,
     PredictionOutOfBounds,
+    PredictionTimeout,
     ServiceError,
 )
 from app.observability.context import current_request_id
@@ -38,8 +40,10 @@ STATUS_BY_ERROR: Final[dict[type[ServiceError], int]] = {
     PredictionNotFinite: 500,
     PredictionOutOfBounds: 500,
     ModelNotReady: 503,
+    ModelStuck: 503,
     ArtifactError: 503,
     PredictionLogUnavailable: 503,
+    PredictionTimeout: 504,
 }
 _CODE_BY_STATUS: Final = {
     400: "bad_request",
@@ -191,5 +195,9 @@ ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
         ),
     },
     503: {"model": ErrorEnvelope, "description": "The model is not loaded yet."},
+    504: {
+        "model": ErrorEnvelope,
+        "description": "The model did not answer within APP_PREDICT_TIMEOUT_MS.",
+    },
 }
 """Error responses documented on the prediction routes."""

@@ -7,6 +7,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import PredictorDep
 from app.api.errors import ErrorEnvelope
+from app.coalescing import Coalescer
+from app.errors import ModelStuck
 from app.monitoring.prediction_log import PredictionLog, PredictionLogStatus
 from app.monitoring.shadow import Shadow, ShadowStatus
 
@@ -38,9 +40,22 @@ async def health() -> Health:
 @router.get(
     "/ready",
     summary="Readiness: the model is loaded, verified and warmed up",
-    responses={503: {"model": ErrorEnvelope, "description": "The model is not loaded yet."}},
+    responses={
+        503: {
+            "model": ErrorEnvelope,
+            "description": "The model is not loaded yet, or a model call is stuck past "
+            "APP_PREDICT_TIMEOUT_MS.",
+        }
+    },
 )
 async def ready(request: Request, predictor: PredictorDep) -> Readiness:
+    coalescer: Coalescer = request.app.state.coalescer
+    stuck = coalescer.stuck_for()
+    if stuck:
+        raise ModelStuck(
+            f"a model call has run {stuck:.1f} s past APP_PREDICT_TIMEOUT_MS and still holds "
+            "this worker's model thread; predictions get 504 until it ends"
+        )
     prediction_log: PredictionLog | None = request.app.state.prediction_log
     shadow: Shadow | None = request.app.state.shadow
     return Readiness(

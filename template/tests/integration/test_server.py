@@ -26,6 +26,7 @@ from tests.server import (
     stop,
     wait_until_ready,
 )
+from tests.user_models import SLOW_SECONDS
 from training.data import load_dataset
 from training.import_model import import_model
 from training.train import build_pipeline
@@ -201,3 +202,33 @@ def test_invalid_worker_count_stops_start_up_naming_the_variable(model_dir: Path
     error = one_line_failure({"APP_MODEL_DIR": str(model_dir), "WEB_CONCURRENCY": "0"})
 
     assert error.startswith("invalid setting WEB_CONCURRENCY:")
+
+
+def test_a_model_call_past_the_timeout_gets_504_and_the_worker_reports_it(
+    shadow_model_dir: Path,
+) -> None:
+    """The slow version takes SLOW_SECONDS a call: with a 100 ms timeout the request is
+    answered 504 at once, /ready says 503 while the call holds the model thread, and
+    200 again once it ends."""
+    env = {**serving_env(shadow_model_dir, "slow", workers=1), "APP_PREDICT_TIMEOUT_MS": "100"}
+    base_url = f"http://127.0.0.1:{env['PORT']}"
+    server = start_server(env)
+    try:
+        wait_until_ready(server, base_url)
+        with httpx2.Client(base_url=base_url, timeout=10) as client:
+            started = time.monotonic()
+            response = client.post("/v1/predict", json=FEATURE_EXAMPLE)
+            answered_after = time.monotonic() - started
+            time.sleep(0.05)
+            during = client.get("/ready")
+            time.sleep(SLOW_SECONDS)
+            after = client.get("/ready")
+    finally:
+        stop(server)
+
+    assert response.status_code == 504, response.text
+    assert response.json()["error"]["code"] == "prediction_timeout"
+    assert answered_after < SLOW_SECONDS
+    assert during.status_code == 503, during.text
+    assert during.json()["error"]["code"] == "model_stuck"
+    assert after.status_code == 200, after.text

@@ -2,6 +2,7 @@
 
 import asyncio
 import math
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from app.coalescing import Answer, Coalescer
-from app.errors import PredictionNotFinite
+from app.errors import PredictionNotFinite, PredictionTimeout
 from app.features import FeatureSpec
 from app.model import (
     MODEL_FILE,
@@ -71,6 +72,14 @@ def picky(predictor: Predictor, recording: RecordingModel) -> Predictor:
     )
 
 
+@pytest.fixture(params=[None, 5.0], ids=["on-the-event-loop", "in-a-model-thread"])
+def timeout(request: pytest.FixtureRequest) -> float | None:
+    """Each test runs with the model called on the event loop (no timeout) and in a
+    thread of its own (a timeout)."""
+    value: float | None = request.param
+    return value
+
+
 def rows(count: int) -> list[dict[str, Any]]:
     """``count`` rows: the example with its first number moved by a thousandth each."""
     value = float(FEATURE_EXAMPLE[FIRST_NUMBER])
@@ -109,11 +118,11 @@ def assert_own_answers(
 
 
 def test_concurrent_requests_share_one_call_and_get_their_own_answers(
-    picky: Predictor, recording: RecordingModel
+    picky: Predictor, recording: RecordingModel, timeout: float | None
 ) -> None:
     requests = [[row] for row in rows(10)]
 
-    answers = asyncio.run(together(Coalescer(), picky, requests))
+    answers = asyncio.run(together(Coalescer(timeout=timeout), picky, requests))
 
     assert recording.calls[-1] == 10
     assert len(recording.calls) == 1
@@ -122,10 +131,10 @@ def test_concurrent_requests_share_one_call_and_get_their_own_answers(
 
 
 def test_a_lone_request_is_not_kept_waiting_for_others(
-    picky: Predictor, recording: RecordingModel
+    picky: Predictor, recording: RecordingModel, timeout: float | None
 ) -> None:
     async def one_then_another() -> None:
-        coalescer = Coalescer(window=0)
+        coalescer = Coalescer(timeout=timeout, window=0)
         await coalescer.predict(picky, rows(1))
         await coalescer.predict(picky, rows(1))
 
@@ -135,10 +144,10 @@ def test_a_lone_request_is_not_kept_waiting_for_others(
 
 
 def test_a_window_gathers_requests_that_arrive_within_it(
-    picky: Predictor, recording: RecordingModel
+    picky: Predictor, recording: RecordingModel, timeout: float | None
 ) -> None:
     async def second_arriving_later(window: float) -> None:
-        coalescer = Coalescer(window=window)
+        coalescer = Coalescer(timeout=timeout, window=window)
 
         async def later() -> Answer:
             await asyncio.sleep(0.01)
@@ -152,10 +161,12 @@ def test_a_window_gathers_requests_that_arrive_within_it(
     assert recording.calls == [1, 1, 2]
 
 
-def test_max_rows_bounds_each_call(picky: Predictor, recording: RecordingModel) -> None:
+def test_max_rows_bounds_each_call(
+    picky: Predictor, recording: RecordingModel, timeout: float | None
+) -> None:
     requests = [[row] for row in rows(10)]
 
-    answers = asyncio.run(together(Coalescer(max_rows=4), picky, requests))
+    answers = asyncio.run(together(Coalescer(timeout=timeout, max_rows=4), picky, requests))
 
     assert recording.calls == [4, 4, 2]
     for request, answer in zip(requests, answers, strict=True):
@@ -163,28 +174,32 @@ def test_max_rows_bounds_each_call(picky: Predictor, recording: RecordingModel) 
 
 
 def test_max_rows_of_one_gives_every_request_its_own_call(
-    picky: Predictor, recording: RecordingModel
+    picky: Predictor, recording: RecordingModel, timeout: float | None
 ) -> None:
-    asyncio.run(together(Coalescer(max_rows=1), picky, [rows(1) for _ in range(5)]))
+    asyncio.run(
+        together(Coalescer(timeout=timeout, max_rows=1), picky, [rows(1) for _ in range(5)])
+    )
 
     assert recording.calls == [1, 1, 1, 1, 1]
 
 
 def test_a_request_as_large_as_a_call_is_predicted_on_its_own(
-    picky: Predictor, recording: RecordingModel
+    picky: Predictor, recording: RecordingModel, timeout: float | None
 ) -> None:
-    asyncio.run(together(Coalescer(max_rows=8), picky, [rows(8), rows(1)]))
+    asyncio.run(together(Coalescer(timeout=timeout, max_rows=8), picky, [rows(8), rows(1)]))
 
     assert sorted(recording.calls) == [1, 8]
 
 
 def test_a_refused_answer_fails_only_the_request_that_caused_it(
-    picky: Predictor, recording: RecordingModel
+    picky: Predictor, recording: RecordingModel, timeout: float | None
 ) -> None:
     good = [[row] for row in rows(3)]
     bad = [{**FEATURE_EXAMPLE, FIRST_NUMBER: SPOILING_VALUE}]
 
-    answers = asyncio.run(together(Coalescer(), picky, [good[0], bad, good[1], good[2]]))
+    answers = asyncio.run(
+        together(Coalescer(timeout=timeout), picky, [good[0], bad, good[1], good[2]])
+    )
 
     assert isinstance(answers[1], PredictionNotFinite)
     # The shared call failed, then each request was predicted on its own.
@@ -194,10 +209,10 @@ def test_a_refused_answer_fails_only_the_request_that_caused_it(
 
 
 def test_a_cancelled_request_leaves_the_others_answered(
-    picky: Predictor, recording: RecordingModel
+    picky: Predictor, recording: RecordingModel, timeout: float | None
 ) -> None:
     async def one_cancelled() -> list[Answer | BaseException]:
-        coalescer = Coalescer()
+        coalescer = Coalescer(timeout=timeout)
         tasks = [asyncio.create_task(coalescer.predict(picky, rows(1))) for _ in range(3)]
         await asyncio.sleep(0)  # every task is now waiting for the shared call
         tasks[1].cancel()
@@ -209,3 +224,65 @@ def test_a_cancelled_request_leaves_the_others_answered(
     assert isinstance(answers[0], Answer)
     assert isinstance(answers[2], Answer)
     assert recording.calls == [3]
+
+
+class SlowModel:
+    """``model`` taking ``seconds`` longer on every call."""
+
+    def __init__(self, model: RecordingModel, seconds: float) -> None:
+        self.model = model
+        self.seconds = seconds
+
+    @property
+    def classes_(self) -> Any:
+        return self.model.classes_
+
+    def predict(self, rows: Any) -> Any:
+        time.sleep(self.seconds)
+        return self.model.predict(rows)
+
+    def predict_proba(self, rows: Any) -> Any:
+        time.sleep(self.seconds)
+        return self.model.predict_proba(rows)
+
+
+def slow_predictor(picky: Predictor, recording: RecordingModel, seconds: float) -> Predictor:
+    return Predictor(
+        SlowModel(recording, seconds),
+        picky.metadata,
+        threshold=picky.threshold,
+        target_range=picky.target_range,
+    )
+
+
+def test_a_call_past_the_timeout_fails_every_request_waiting_on_it(
+    picky: Predictor, recording: RecordingModel
+) -> None:
+    slow = slow_predictor(picky, recording, 0.5)
+
+    async def while_the_model_is_stuck() -> tuple[list[Answer | BaseException], float, float]:
+        coalescer = Coalescer(timeout=0.1)
+        answers = await together(coalescer, slow, [rows(1), rows(1), rows(100)])
+        await asyncio.sleep(0.05)  # the call began a little after the requests arrived
+        during = coalescer.stuck_for()
+        await asyncio.sleep(1.2)  # the shared call, then the large one, each 0.5 s
+        return answers, during, coalescer.stuck_for()
+
+    answers, during, after = asyncio.run(while_the_model_is_stuck())
+
+    assert all(isinstance(answer, PredictionTimeout) for answer in answers), answers
+    assert "did not answer within 100 ms" in str(answers[0])
+    assert during > 0
+    assert after == 0
+
+
+def test_a_call_within_the_timeout_is_answered_from_the_model_thread(
+    picky: Predictor, recording: RecordingModel
+) -> None:
+    slow = slow_predictor(picky, recording, 0.05)
+    requests = [rows(1), rows(2)]
+
+    answers = asyncio.run(together(Coalescer(timeout=1.0), slow, requests))
+
+    for request, answer in zip(requests, answers, strict=True):
+        assert_own_answers(answer, picky, request)
