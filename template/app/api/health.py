@@ -8,9 +8,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.api.deps import PredictorDep
 from app.api.errors import ErrorEnvelope
 from app.coalescing import Coalescer
-from app.errors import ModelStuck
+from app.errors import ModelStuck, PredictionLogUnavailable
 from app.monitoring.prediction_log import PredictionLog, PredictionLogStatus
 from app.monitoring.shadow import Shadow, ShadowStatus
+from app.settings import Settings
 
 router = APIRouter(tags=["operations"])
 
@@ -43,8 +44,9 @@ async def health() -> Health:
     responses={
         503: {
             "model": ErrorEnvelope,
-            "description": "The model is not loaded yet, or a model call is stuck past "
-            "APP_PREDICT_TIMEOUT_MS.",
+            "description": "The model is not loaded yet, a model call is stuck past "
+            "APP_PREDICT_TIMEOUT_MS, or the prediction log cannot write and "
+            "APP_READY_REQUIRES_PREDICTION_LOG is true.",
         }
     },
 )
@@ -57,9 +59,17 @@ async def ready(request: Request, predictor: PredictorDep) -> Readiness:
             "this worker's model thread; predictions get 504 until it ends"
         )
     prediction_log: PredictionLog | None = request.app.state.prediction_log
+    log_status = prediction_log.status() if prediction_log is not None else None
+    settings: Settings = request.app.state.settings
+    if settings.ready_requires_prediction_log and log_status and log_status.state == "failing":
+        raise PredictionLogUnavailable(
+            f"the prediction log cannot write ({log_status.last_error}); "
+            f"{log_status.pending} rows wait, and APP_READY_REQUIRES_PREDICTION_LOG is true",
+            details=[log_status.model_dump()],
+        )
     shadow: Shadow | None = request.app.state.shadow
     return Readiness(
         model_version=predictor.version,
-        prediction_log=prediction_log.status() if prediction_log is not None else None,
+        prediction_log=log_status,
         shadow=shadow.status() if shadow is not None else None,
     )

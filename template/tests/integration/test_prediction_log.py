@@ -16,6 +16,7 @@ import httpx2
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Table, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from app.main import create_app
@@ -29,6 +30,7 @@ from app.monitoring.prediction_log import (
 )
 from app.schemas import FEATURE_EXAMPLE, FEATURES
 from app.settings import Settings
+from tests.faults import CuttableProxy
 from tests.server import serving_env, start_server, stop, wait_until_ready
 
 
@@ -121,6 +123,108 @@ def wait_for(client: TestClient, condition: Any, seconds: float = 30) -> dict[st
             return details
         assert time.monotonic() < deadline, f"prediction log never got there: {details}"
         time.sleep(0.1)
+
+
+def test_the_readiness_policy_decides_whether_a_failing_log_takes_the_worker_out(
+    settings: Settings, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "logs"
+    blocker.write_text("not a folder")
+    strict = settings.model_copy(
+        update={
+            "database_url": f"sqlite:///{blocker / 'predictions.db'}",
+            "ready_requires_prediction_log": True,
+        }
+    )
+    with TestClient(create_app(strict)) as client:
+        answered = client.post("/v1/predict", json=FEATURE_EXAMPLE).status_code
+        refused = wait_for_ready_status(client, 503)
+        blocker.unlink()
+        blocker.mkdir()
+        back = wait_for_ready_status(client, 200)
+
+    assert answered == 200
+    error = refused.json()["error"]
+    assert error["code"] == "prediction_log_unavailable"
+    assert "APP_READY_REQUIRES_PREDICTION_LOG" in error["message"]
+    assert back.json()["prediction_log"]["state"] == "ok"
+
+
+def wait_for_ready_status(client: TestClient, status: int, seconds: float = 30) -> Any:
+    deadline = time.monotonic() + seconds
+    while (response := client.get("/ready")).status_code != status:
+        assert time.monotonic() < deadline, f"/ready never answered {status}: {response.text}"
+        time.sleep(0.1)
+    return response
+
+
+def test_postgresql_down_at_start_fails_no_prediction_and_gets_every_row_once_up(
+    settings: Settings, postgres_url: str
+) -> None:
+    with CuttableProxy(*server_of(postgres_url)) as database:
+        via_proxy = make_url(postgres_url).set(port=database.port)
+        url = via_proxy.render_as_string(hide_password=False)
+        with TestClient(create_app(settings.model_copy(update={"database_url": url}))) as client:
+            statuses = [
+                client.post("/v1/predict", json=FEATURE_EXAMPLE).status_code for _ in range(5)
+            ]
+            failing = wait_for(client, lambda log: log["state"] == "failing")
+            database.restore()
+            recovered = wait_for(client, lambda log: log["state"] == "ok" and log["pending"] == 0)
+
+    assert statuses == [200] * 5
+    assert failing["pending"] == 5
+    assert "connect" in failing["last_error"].lower()
+    assert recovered["written"] == 5
+    assert len(rows_in(postgres_url)) == 5
+
+
+def test_postgresql_going_away_under_load_and_coming_back_loses_no_row(
+    settings: Settings, postgres_url: str
+) -> None:
+    """Clients keep predicting from four threads while the database's connections are
+    cut and, a second later, restored."""
+    with CuttableProxy(*server_of(postgres_url)) as database:
+        database.restore()
+        via_proxy = make_url(postgres_url).set(port=database.port)
+        url = via_proxy.render_as_string(hide_password=False)
+        with TestClient(create_app(settings.model_copy(update={"database_url": url}))) as client:
+            statuses: list[int] = []
+            stop_sending = threading.Event()
+
+            def send() -> None:
+                while not stop_sending.is_set():
+                    response = client.post("/v1/predict", json=FEATURE_EXAMPLE)
+                    statuses.append(response.status_code)
+                    time.sleep(0.01)
+
+            senders = [threading.Thread(target=send) for _ in range(4)]
+            for sender in senders:
+                sender.start()
+            try:
+                wait_for(client, lambda log: log["written"] > 0)
+                database.cut()
+                failing = wait_for(client, lambda log: log["state"] == "failing")
+                time.sleep(1)
+                database.restore()
+                wait_for(client, lambda log: log["state"] == "ok")
+                time.sleep(0.5)
+            finally:
+                stop_sending.set()
+                for sender in senders:
+                    sender.join()
+            recovered = wait_for(client, lambda log: log["pending"] == 0)
+
+    assert set(statuses) == {200}
+    assert failing["last_error"]
+    assert recovered["dropped"] == 0
+    assert recovered["written"] == len(statuses)
+    assert len(rows_in(postgres_url)) == len(statuses)
+
+
+def server_of(url: str) -> tuple[str, int]:
+    parsed = make_url(url)
+    return parsed.host or "127.0.0.1", parsed.port or 5432
 
 
 def test_a_worker_losing_the_race_to_create_the_tables_goes_on(
