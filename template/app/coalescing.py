@@ -112,14 +112,14 @@ class Coalescer:
         if self._executor is None or timeout is None:
             if len(rows) >= self.max_rows:
                 return self._call(predictor, rows)
-            return await self._queue(predictor, rows)
+            return await self._enqueue(predictor, rows)
         arrived = time.monotonic()
         answer: asyncio.Future[Answer]
         if len(rows) >= self.max_rows:
             answer = asyncio.get_running_loop().create_future()
             self._start(self._answer_in_thread([_Waiting(predictor, rows, answer)]))
         else:
-            answer = asyncio.ensure_future(self._queue(predictor, rows))
+            answer = self._enqueue(predictor, rows)
         try:
             return await asyncio.wait_for(answer, timeout)
         except TimeoutError:
@@ -141,7 +141,8 @@ class Coalescer:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def _queue(self, predictor: Predictor, rows: Sequence[Row]) -> Answer:
+    def _enqueue(self, predictor: Predictor, rows: Sequence[Row]) -> asyncio.Future[Answer]:
+        """Queue ``rows`` for the next shared call, at once; the future of their answer."""
         loop = asyncio.get_running_loop()
         waiting = _Waiting(predictor, rows, loop.create_future())
         self._waiting.append(waiting)
@@ -155,7 +156,7 @@ class Coalescer:
                     self._flush = loop.call_later(self.window, self._answer_waiting)
                 else:
                     self._flush = loop.call_soon(self._answer_waiting)
-        return await waiting.future
+        return waiting.future
 
     def _answer_waiting(self) -> None:
         if self._flush is not None:

@@ -59,7 +59,7 @@ def bad_requests() -> list[BadRequest]:
         BadRequest(
             "deeply nested JSON",
             "/v1/predict/batch",
-            f'{{"rows": {nested}}}'.encode(),
+            ('{"rows": ' + nested + "}").encode(),
             400,
             "invalid_json",
             "nests arrays or objects too deeply",
