@@ -22,6 +22,7 @@ from app.model import (
     load_joblib,
 )
 from app.schemas import FEATURE_EXAMPLE, FEATURES
+from tests.user_models import Answers, SpoiledModel
 
 Row = Mapping[str, Any]
 FIRST_NUMBER = next(f.name for f in FEATURES if f.type in ("float", "integer"))
@@ -226,29 +227,15 @@ def test_a_cancelled_request_leaves_the_others_answered(
     assert recording.calls == [3]
 
 
-class SlowModel:
-    """``model`` taking ``seconds`` longer on every call."""
-
-    def __init__(self, model: RecordingModel, seconds: float) -> None:
-        self.model = model
-        self.seconds = seconds
-
-    @property
-    def classes_(self) -> Any:
-        return self.model.classes_
-
-    def predict(self, rows: Any) -> Any:
-        time.sleep(self.seconds)
-        return self.model.predict(rows)
-
-    def predict_proba(self, rows: Any) -> Any:
-        time.sleep(self.seconds)
-        return self.model.predict_proba(rows)
-
-
 def slow_predictor(picky: Predictor, recording: RecordingModel, seconds: float) -> Predictor:
+    """``picky`` taking ``seconds`` longer on every call."""
+
+    def wait(answers: Answers) -> Answers:
+        time.sleep(seconds)
+        return answers
+
     return Predictor(
-        SlowModel(recording, seconds),
+        SpoiledModel(recording, wait),
         picky.metadata,
         threshold=picky.threshold,
         target_range=picky.target_range,
