@@ -1,6 +1,7 @@
 """deploy/Dockerfile and .dockerignore, checked statically: hadolint and the image's promises."""
 
 import re
+import shlex
 import subprocess
 import sys
 import tomllib
@@ -12,6 +13,9 @@ import yaml
 from tests.deploy.image import DOCKERFILE, PROJECT_ROOT, instructions, read_image
 
 HADOLINT = Path(sys.executable).with_name("hadolint")
+SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN", "KEY")
+# Commands that run what follows as another user, root included.
+SWITCHES_USER = re.compile(r"(?<![\w-])(su|sudo|gosu|su-exec|setpriv|runuser|chroot)(?![\w-])")
 ANSWERS = yaml.safe_load((PROJECT_ROOT / ".copier-answers.yml").read_text())
 
 
@@ -51,6 +55,22 @@ def test_image_runs_as_a_numeric_non_root_user_and_group() -> None:
     assert 0 not in (int(user), int(group))
 
 
+def test_nothing_after_the_user_switches_back_to_root() -> None:
+    steps = instructions()
+    final = steps[max(n for n, step in enumerate(steps) if step.keyword == "FROM") :]
+    user = max(n for n, step in enumerate(final) if step.keyword == "USER")
+    commands = [
+        step.arguments
+        for step in final[user + 1 :]
+        if step.keyword in ("RUN", "CMD", "ENTRYPOINT", "HEALTHCHECK")
+    ]
+    entrypoint = (PROJECT_ROOT / "deploy" / "entrypoint.sh").read_text().splitlines()
+    commands += [line for line in entrypoint if not line.lstrip().startswith("#")]
+
+    assert "deploy/entrypoint.sh" in read_image().command
+    assert [command for command in commands if SWITCHES_USER.search(command)] == []
+
+
 def test_image_command_is_the_one_make_run_uses() -> None:
     makefile = (PROJECT_ROOT / "Makefile").read_text()
     run_recipe = makefile.split("\nrun:", 1)[1].split("\n\n", 1)[0]
@@ -84,6 +104,29 @@ def test_nothing_secret_is_baked_into_the_image(word: str) -> None:
     assert not [name for name in read_image().env if word in name]
 
 
+def valued_variables() -> dict[str, str]:
+    """Every ENV and ARG of every stage that is given a value, by name."""
+    valued = {}
+    for step in instructions():
+        if step.keyword not in ("ENV", "ARG"):
+            continue
+        words = shlex.split(step.arguments)
+        if step.keyword == "ENV" and "=" not in words[0]:
+            words = [f"{words[0]}={' '.join(words[1:])}"]  # the legacy `ENV NAME value`
+        for word in words:
+            name, _, value = word.partition("=")
+            if value:
+                valued[name] = value
+    return valued
+
+
+def test_no_stage_gives_a_secret_looking_variable_a_value() -> None:
+    variables = valued_variables()
+
+    assert "MODEL_VERSION" in variables  # the ARG, with its default
+    assert [name for name in variables if any(word in name.upper() for word in SECRET_WORDS)] == []
+
+
 def dockerignore_excludes(path: str) -> bool:
     """Whether the build context leaves ``path`` out, by Docker's rules: the last
     matching pattern wins, ``!`` re-includes, and a folder's pattern covers its contents."""
@@ -107,7 +150,16 @@ def dockerignore_excludes(path: str) -> bool:
     "path",
     [
         ".env",
+        ".env.production",
+        "app/.env",
+        "artifacts/.env.local",
+        "server.key",
+        "deploy/tls/server.key",
+        "app/certs/client.pem",
+        "secrets/api-keys.txt",
+        "deploy/secrets/database-password",
         ".venv/bin/python",
+        ".git",
         ".git/HEAD",
         "data/predictions.db",
         "notebooks/explore.ipynb",
@@ -120,6 +172,20 @@ def dockerignore_excludes(path: str) -> bool:
 )
 def test_build_context_leaves_out(path: str) -> None:
     assert dockerignore_excludes(path)
+
+
+def test_image_copies_named_paths_never_the_whole_build_context() -> None:
+    copies = [i.arguments.split() for i in instructions() if i.keyword in ("COPY", "ADD")]
+    sources = [
+        word
+        for words in copies
+        if not any(word.startswith("--from") for word in words)
+        for word in words[:-1]
+        if not word.startswith("--")
+    ]
+
+    assert "app" in sources
+    assert [source for source in sources if source.strip("./") == "" or "*" in source] == []
 
 
 def test_build_context_keeps_everything_the_image_copies() -> None:
