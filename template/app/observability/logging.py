@@ -12,6 +12,7 @@ import sys
 from typing import Literal, TextIO
 
 import structlog
+from structlog.tracebacks import ExceptionDictTransformer
 
 _HANDLER_NAME = "app"
 _SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "gunicorn.error")
@@ -33,10 +34,14 @@ def configure_logging(
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: structlog.types.Processor
+    # Tracebacks without their frames' local variables: those hold request bodies,
+    # headers and settings, with whatever secrets and personal data they carry.
     if console:
-        renderer = structlog.dev.ConsoleRenderer()
+        renderer = structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
     else:
-        shared.append(structlog.processors.dict_tracebacks)
+        shared.append(
+            structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False))
+        )
         renderer = structlog.processors.JSONRenderer()
     structlog.configure(
         # Dropped lines stop at the first processor, before any of the others run.
