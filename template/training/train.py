@@ -15,10 +15,12 @@ versions give the same model file.
 
 import argparse
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 import structlog
-from sklearn.compose import ColumnTransformer
+from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
@@ -27,7 +29,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from app.features import FeatureSpec, Task, encode_rows
 from app.model import ModelSource
 from app.observability.logging import configure_logging
-from app.schemas import CLASS_LABELS, FEATURES, TARGET, TASK
+from app.schemas import CLASS_LABELS, FEATURES, TARGET, TARGET_MAX, TARGET_MIN, TASK
 from training.artifact import ArtifactExists, check_version, evaluate, predictor_for, save, split
 from training.data import load_dataset
 from training.tabular import DataError, Dataset, read_csv
@@ -77,9 +79,27 @@ def build_pipeline(features: Sequence[FeatureSpec], task: Task) -> Pipeline:
     estimator = (
         LogisticRegression(max_iter=1000, random_state=RANDOM_STATE)
         if task == "classification"
-        else Ridge(alpha=1.0)
+        else _regressor()
     )
     return Pipeline([("preprocess", preprocess), ("model", estimator)])
+
+
+def _regressor() -> Ridge | TransformedTargetRegressor:
+    """Ridge, its answers held to the target's declared range when there is one.
+
+    A linear model extrapolates: rows inside every feature's range, but unlike the
+    training rows, can get a value outside ``TARGET_MIN``/``TARGET_MAX``, which the
+    service refuses with 500 ``prediction_out_of_bounds``. The nearest bound is the
+    answer instead. A model imported with ``make import-model`` is not changed.
+    """
+    ridge = Ridge(alpha=1.0)
+    if TARGET_MIN is None and TARGET_MAX is None:
+        return ridge
+    # Both functions are numpy's, so the artifact unpickles where training/ is not
+    # (the image): np.positive is the identity (+y), and on the training targets,
+    # which are within the bounds, the clip undoes it, as sklearn checks.
+    within_bounds = partial(np.clip, a_min=TARGET_MIN, a_max=TARGET_MAX)
+    return TransformedTargetRegressor(regressor=ridge, func=np.positive, inverse_func=within_bounds)
 
 
 def load(data: Path | None) -> Dataset:
