@@ -162,6 +162,8 @@ WRONG_ANSWERS: list[tuple[str, object, str, dict[str, object]]] = [
     ("monitoring", "datadog", "Invalid choice for 'monitoring'", {}),
     ("monitoring", "Prometheus", "Invalid choice for 'monitoring'", {}),
     ("monitoring", "", "Invalid choice for 'monitoring'", {}),
+    ("auth", "password", "Invalid choice for 'auth'", {}),
+    ("auth", "API_KEY", "Invalid choice for 'auth'", {}),
     ("model_version", "../1.0", 'model version "../1.0" must be', {}),
     ("model_version", "1 0", 'model version "1 0" must be', {}),
 ]

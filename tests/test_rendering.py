@@ -163,6 +163,31 @@ def test_without_monitoring_nothing_mentions_what_was_left_out(tmp_path: Path) -
     assert mentions == []
 
 
+def test_without_auth_no_key_machinery_is_rendered(tmp_path: Path) -> None:
+    project = render(tmp_path / "project")
+
+    mentions = [
+        f"{path.relative_to(project)}: {word}"
+        for path in text_files(project)
+        for word in ("APP_API_KEYS", "X-API-Key", "SCRAPE_API_KEY", "app.api.auth")
+        if word in path.read_text()
+    ]
+
+    assert not (project / "app" / "api" / "auth.py").exists()
+    assert mentions == []
+
+
+def test_with_api_keys_the_answers_and_files_hold_no_key(tmp_path: Path) -> None:
+    project = render(tmp_path / "project", auth="api_key")
+
+    answers = (project / ".copier-answers.yml").read_text()
+    assert "auth: api_key" in answers
+    assert (project / "app" / "api" / "auth.py").exists()
+    assert not (project / ".env").exists()  # `make setup` makes the keys, on the machine
+    env_example = (project / ".env.example").read_text()
+    assert re.search(r"^# APP_API_KEYS=$", env_example, re.MULTILINE)  # commented out, empty
+
+
 def test_load_test_answers_reach_pyproject_readme_and_release_checklist(tmp_path: Path) -> None:
     project = render(
         tmp_path / "project",
@@ -227,6 +252,7 @@ def test_answers_file_records_every_answer_for_copier_update(default_project: Pa
         "loadtest_users",
         "loadtest_seconds",
         "monitoring",
+        "auth",
         "model_version",
     }
     assert answers["_src_path"] == str(TEMPLATE_ROOT)

@@ -34,10 +34,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
         ],
     },
     # Integer features on synthetic data, text that must be escaped in Python,
-    # TOML and Markdown, and no monitoring backend.
+    # TOML and Markdown, no monitoring backend, and API keys without /metrics.
     "integer-csv-nomonitoring-py313": {
         "dataset": "csv",
         "monitoring": "none",
+        "auth": "api_key",
         "project_name": 'Dr. "Q"\'s Flower\\Model #3',
         "description": 'Sorts flowers by "shape" \\ size: 100% reproducible.',
         "author_name": "Zoë O'Brien",

@@ -4,6 +4,7 @@ Each server runs `deploy/entrypoint.sh` exactly as `make run` and the container
 do, and is stopped by its own process id.
 """
 
+import json
 import os
 import signal
 import socket
@@ -127,3 +128,22 @@ def worker_pids(master: int) -> list[int]:
         if int(fields[1]) == master:
             children.append(int(stat.parent.name))
     return children
+
+
+def one_line_failure(env_overrides: dict[str, str]) -> str:
+    """Start the server, expect it to stop by itself, and return its single error line."""
+    server = start_server({"PORT": str(free_port()), **env_overrides})
+    try:
+        server.process.wait(timeout=START_TIMEOUT)
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+    output = stop(server)
+    assert server.process.returncode != 0, output
+    assert "Traceback" not in output, output
+    errors = [line for line in output.splitlines() if '"level": "error"' in line]
+    assert len(errors) == 1, output
+    record = json.loads(errors[0])
+    assert record["event"] == "cannot start"
+    error: str = record["error"]
+    return error

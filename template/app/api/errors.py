@@ -47,6 +47,7 @@ STATUS_BY_ERROR: Final[dict[type[ServiceError], int]] = {
 }
 _CODE_BY_STATUS: Final = {
     400: "bad_request",
+    401: "unauthorized",
     404: "not_found",
     405: "method_not_allowed",
     413: "content_too_large",
@@ -180,6 +181,15 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _on_service_error)
 
 
+GUARD_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    413: {"model": ErrorEnvelope, "description": "The body is larger than APP_MAX_BODY_BYTES."},
+    431: {
+        "model": ErrorEnvelope,
+        "description": "The X-Request-ID header is too long to be logged and echoed back.",
+    },
+}
+"""Error responses of every route: the guards answer them before any route runs."""
+
 ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     413: {
         "model": ErrorEnvelope,
@@ -187,6 +197,7 @@ ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
         "rows than APP_MAX_BATCH_SIZE.",
     },
     422: {"model": ErrorEnvelope, "description": "A field is missing, unknown or out of range."},
+    431: GUARD_RESPONSES[431],
     500: {
         "model": ErrorEnvelope,
         "description": (
@@ -201,3 +212,16 @@ ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     },
 }
 """Error responses documented on the prediction routes."""
+
+BODY_ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    **ERROR_RESPONSES,
+    400: {
+        "model": ErrorEnvelope,
+        "description": "The body is not valid JSON, or nests arrays or objects too deeply.",
+    },
+    415: {
+        "model": ErrorEnvelope,
+        "description": "The body is not sent with the header Content-Type: application/json.",
+    },
+}
+"""Error responses documented on the routes that read a JSON body."""

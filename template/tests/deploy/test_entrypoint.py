@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx2
 import pytest
 
 from app.schemas import FEATURE_EXAMPLE
 from app.settings import ServerSettings
+from tests.clients import http_client
 from tests.deploy.image import Image, image_environment, read_image
 from tests.server import Server, launch, stop, wait_until_ready, worker_pids
 from tests.user_models import IN_FLIGHT_DIR_VARIABLE
@@ -92,8 +92,9 @@ def test_image_command_becomes_ready_with_the_configured_workers(
 
     assert len(worker_pids(server.pid)) == expected
     assert server.output().count("Application startup complete") == expected
-    assert httpx2.get(f"{base_url}/ready").status_code == 200
-    assert httpx2.post(f"{base_url}/v1/predict", json=FEATURE_EXAMPLE).status_code == 200
+    with http_client(base_url) as client:
+        assert client.get("/ready").status_code == 200
+        assert client.post("/v1/predict", json=FEATURE_EXAMPLE).status_code == 200
 
 
 def test_image_health_check_passes_against_the_running_service(
@@ -120,9 +121,9 @@ def test_sigterm_lets_requests_in_flight_finish(
     requests = 2 * workers
     server, base_url = start_warmed_up(image, env, in_flight)
     try:
-        with ThreadPoolExecutor(requests) as pool, httpx2.Client(timeout=30) as client:
+        with ThreadPoolExecutor(requests) as pool, http_client(base_url, timeout=30) as client:
             answers = [
-                pool.submit(client.post, f"{base_url}/v1/predict", json=FEATURE_EXAMPLE)
+                pool.submit(client.post, "/v1/predict", json=FEATURE_EXAMPLE)
                 for _ in range(requests)
             ]
             wait_for(lambda: len(list(in_flight.iterdir())) == requests)
@@ -156,7 +157,7 @@ def test_requests_waiting_together_share_one_model_call(
         # Each request on a connection of its own, opened beforehand as a busy client's
         # would be: one client sends its requests one by one, and a new connection is
         # accepted only when the event loop is free, after the call in progress.
-        clients = [httpx2.Client(base_url=base_url, timeout=30) for _ in range(requests)]
+        clients = [http_client(base_url, timeout=30) for _ in range(requests)]
         for client in clients:
             client.get("/health")
         with ThreadPoolExecutor(requests) as pool:

@@ -16,6 +16,7 @@ from app.model import Predictor
 from app.schemas import FEATURE_EXAMPLE, FEATURES, Features
 from app.settings import Settings
 from tests.checks import assert_sound_response
+from tests.clients import app_client
 
 FIRST = FEATURES[0]
 REQUIRED = next((feature for feature in FEATURES if not feature.optional), FIRST)
@@ -159,7 +160,7 @@ def test_health_and_ready_answer_once_loaded(client: TestClient, model_version: 
 
 def test_before_the_model_is_loaded_only_liveness_succeeds(settings: Settings) -> None:
     # Without `with`, TestClient does not run the lifespan, so no model is loaded.
-    client = TestClient(create_app(settings))
+    client = app_client(create_app(settings))
 
     assert client.get("/health").status_code == 200
     assert_error(client.get("/ready"), 503, "model_not_ready")
@@ -252,7 +253,7 @@ def test_empty_batch_is_refused(client: TestClient) -> None:
 @pytest.fixture
 def small_batch_client(model_dir: Any, model_version: str) -> Iterator[TestClient]:
     settings = Settings(model_dir=model_dir, model_version=model_version, max_batch_size=2)
-    with TestClient(create_app(settings)) as client:
+    with app_client(create_app(settings)) as client:
         yield client
 
 
@@ -289,7 +290,7 @@ def test_unexpected_failure_is_a_500_envelope_without_internals(settings: Settin
 
     app = create_app(settings)
     app.dependency_overrides[get_predictor] = broken_predictor
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with app_client(app, raise_server_exceptions=False) as client:
         response = client.post("/v1/predict", json=FEATURE_EXAMPLE)
 
     error = assert_error(response, 500, "internal_error")
@@ -341,7 +342,7 @@ def test_no_origin_may_call_from_a_browser_by_default(client: TestClient) -> Non
 
 def test_origins_from_the_settings_may_call_from_a_browser(settings: Settings) -> None:
     allowed = "https://app.example.com"
-    with TestClient(create_app(settings.model_copy(update={"cors_origins": (allowed,)}))) as client:
+    with app_client(create_app(settings.model_copy(update={"cors_origins": (allowed,)}))) as client:
         preflight = client.options(
             "/v1/predict",
             headers={

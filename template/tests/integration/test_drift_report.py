@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.schemas import FEATURE_EXAMPLE, FEATURES
 from app.settings import Settings
+from tests.clients import app_client
 from tests.commands import Outcome, run_app
 from training.data import load_dataset
 
@@ -55,7 +56,7 @@ def test_live_drift_is_reported_for_exactly_the_moved_feature(
     settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     logged = settings.model_copy(update={"prediction_log_path": tmp_path / "predictions.db"})
-    with TestClient(create_app(logged)) as client:
+    with app_client(create_app(logged)) as client:
         serve(client, moved(training_rows(ROWS)))
         report = client.get("/v1/drift", params={"hours": 1}).json()
 
@@ -77,7 +78,7 @@ def test_live_drift_is_reported_for_exactly_the_moved_feature(
 
 def test_traffic_like_training_is_stable(settings: Settings, tmp_path: Path) -> None:
     logged = settings.model_copy(update={"prediction_log_path": tmp_path / "predictions.db"})
-    with TestClient(create_app(logged)) as client:
+    with app_client(create_app(logged)) as client:
         serve(client, training_rows(ROWS))
         report = client.get("/v1/drift").json()
 
@@ -89,7 +90,7 @@ def test_a_window_below_the_minimum_says_so(
     settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     logged = settings.model_copy(update={"prediction_log_path": tmp_path / "predictions.db"})
-    with TestClient(create_app(logged)) as client:
+    with app_client(create_app(logged)) as client:
         serve(client, [FEATURE_EXAMPLE] * 10)
 
     result = report_command(capsys, logged, "--format", "json", "--fail-on", "warning")

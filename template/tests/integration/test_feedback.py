@@ -18,6 +18,7 @@ from sklearn.metrics import roc_auc_score
 from app.main import create_app
 from app.schemas import CLASS_LABELS, FEATURE_EXAMPLE
 from app.settings import Settings
+from tests.clients import app_client
 from tests.commands import run_app
 from training.data import load_dataset
 
@@ -96,7 +97,7 @@ def test_feedback_round_trip_gives_the_expected_quality(
     model_version: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    with TestClient(create_app(log_settings)) as client:
+    with app_client(create_app(log_settings)) as client:
         answers = predict(client, load_dataset().rows[:PREDICTED])
         observed = [truth(index, answer) for index, answer in enumerate(answers[:LABELLED])]
         statuses = [
@@ -129,7 +130,7 @@ def test_feedback_round_trip_gives_the_expected_quality(
 
 
 def test_feedback_is_recorded_once_and_never_replaced(log_settings: Settings) -> None:
-    with TestClient(create_app(log_settings)) as client:
+    with app_client(create_app(log_settings)) as client:
         [answer] = predict(client, [FEATURE_EXAMPLE])
         outcome = truth(0, answer)
         first = send_feedback(client, answer["prediction_id"], outcome)
@@ -150,7 +151,7 @@ def test_feedback_is_recorded_once_and_never_replaced(log_settings: Settings) ->
 
 
 def test_feedback_on_an_unknown_prediction_is_404(log_settings: Settings) -> None:
-    with TestClient(create_app(log_settings)) as client:
+    with app_client(create_app(log_settings)) as client:
         predict(client, [FEATURE_EXAMPLE])
         response = send_feedback(client, uuid4().hex, ANY_OUTCOME)
 
@@ -171,7 +172,7 @@ WRONG = (
 def test_an_outcome_of_the_wrong_type_or_class_is_422(
     settings: Settings, field: str, observed: object
 ) -> None:
-    with TestClient(create_app(settings)) as client:
+    with app_client(create_app(settings)) as client:
         [answer] = predict(client, [FEATURE_EXAMPLE])
         response = client.post(
             "/v1/feedback", json={"prediction_id": answer["prediction_id"], field: observed}
@@ -183,7 +184,7 @@ def test_an_outcome_of_the_wrong_type_or_class_is_422(
 
 def test_feedback_needs_the_prediction_log(settings: Settings) -> None:
     off = settings.model_copy(update={"prediction_log_enabled": False})
-    with TestClient(create_app(off)) as client:
+    with app_client(create_app(off)) as client:
         response = send_feedback(client, uuid4().hex, ANY_OUTCOME)
 
     assert response.status_code == 503

@@ -11,6 +11,7 @@ from app.main import create_app
 from app.model import Predictor
 from app.schemas import FEATURE_EXAMPLE, FEATURES
 from app.settings import Settings
+from tests.clients import app_client
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -26,7 +27,7 @@ def request_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def logged(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as client:
+    with app_client(create_app(settings)) as client:
         yield client
 
 
@@ -59,7 +60,7 @@ def test_every_line_logged_while_answering_names_the_request_and_the_model(
 
     app = create_app(settings)
     app.dependency_overrides[get_predictor] = broken_predictor
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with app_client(app, raise_server_exceptions=False) as client:
         client.post("/v1/predict", json=FEATURE_EXAMPLE, headers={"X-Request-ID": "client-7"})
 
     lines = [
@@ -69,6 +70,30 @@ def test_every_line_logged_while_answering_names_the_request_and_the_model(
     ]
     assert [line["event"] for line in lines] == ["unhandled error", "request"]
     assert [line["model_version"] for line in lines] == [model_version] * 2
+
+
+def test_an_unhandled_error_is_logged_without_the_values_of_its_frames(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A traceback's local variables hold the request's headers and body, and with
+    them credentials and personal data: the log keeps the frames, never the values."""
+
+    def broken_predictor() -> Predictor:
+        raise RuntimeError("broken")
+
+    app = create_app(settings)
+    app.dependency_overrides[get_predictor] = broken_predictor
+    with app_client(app, raise_server_exceptions=False) as client:
+        response = client.post(
+            "/v1/predict", json=FEATURE_EXAMPLE, headers={"X-Secret-Header": "never-log-this"}
+        )
+
+    output = capsys.readouterr().out
+    assert response.status_code == 500
+    assert "RuntimeError" in output
+    assert "broken_predictor" in output
+    assert "never-log-this" not in output
+    assert '"locals"' not in output
 
 
 def test_a_batch_line_counts_its_predictions(
@@ -115,7 +140,7 @@ def test_payloads_are_logged_only_when_asked_with_redacted_fields_masked(
 ) -> None:
     hidden = FEATURES[0].name
     verbose = settings.model_copy(update={"log_payloads": True, "log_redact": frozenset({hidden})})
-    with TestClient(create_app(verbose)) as client:
+    with app_client(create_app(verbose)) as client:
         client.post("/v1/predict", json=FEATURE_EXAMPLE)
 
     [line] = request_lines(caplog)

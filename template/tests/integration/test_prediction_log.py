@@ -30,6 +30,7 @@ from app.monitoring.prediction_log import (
 )
 from app.schemas import FEATURE_EXAMPLE, FEATURES
 from app.settings import Settings
+from tests.clients import app_client, http_client
 from tests.faults import CuttableProxy
 from tests.server import serving_env, start_server, stop, wait_until_ready
 
@@ -46,7 +47,7 @@ def rows_in(url: str) -> list[dict[str, Any]]:
 def test_every_prediction_is_recorded_with_its_context(
     settings: Settings, database: str, predictor: Predictor
 ) -> None:
-    with TestClient(create_app(settings.model_copy(update={"database_url": database}))) as client:
+    with app_client(create_app(settings.model_copy(update={"database_url": database}))) as client:
         one = client.post("/v1/predict", json=FEATURE_EXAMPLE, headers={"X-Request-ID": "req-1"})
         batch = client.post("/v1/predict/batch", json={"rows": [FEATURE_EXAMPLE] * 3})
     # Leaving the client stops the application, which writes what is buffered.
@@ -75,7 +76,7 @@ def test_redacted_fields_stay_out_of_the_log(settings: Settings, sqlite_url: str
     redacting = settings.model_copy(
         update={"database_url": sqlite_url, "log_redact": frozenset({secret})}
     )
-    with TestClient(create_app(redacting)) as client:
+    with app_client(create_app(redacting)) as client:
         client.post("/v1/predict", json=FEATURE_EXAMPLE)
 
     [row] = rows_in(sqlite_url)
@@ -86,7 +87,7 @@ def test_redacted_fields_stay_out_of_the_log(settings: Settings, sqlite_url: str
 
 def test_the_log_can_be_turned_off(settings: Settings, sqlite_url: str) -> None:
     off = settings.model_copy(update={"database_url": sqlite_url, "prediction_log_enabled": False})
-    with TestClient(create_app(off)) as client:
+    with app_client(create_app(off)) as client:
         assert client.post("/v1/predict", json=FEATURE_EXAMPLE).status_code == 200
         assert client.get("/ready").json()["prediction_log"] is None
 
@@ -100,7 +101,7 @@ def test_a_database_that_is_down_fails_no_prediction_and_loses_no_row(
     blocker = tmp_path / "logs"
     blocker.write_text("not a folder")
     url = f"sqlite:///{blocker / 'predictions.db'}"
-    with TestClient(create_app(settings.model_copy(update={"database_url": url}))) as client:
+    with app_client(create_app(settings.model_copy(update={"database_url": url}))) as client:
         statuses = [client.post("/v1/predict", json=FEATURE_EXAMPLE).status_code for _ in range(5)]
         failing = wait_for(client, lambda log: log["state"] == "failing")
         blocker.unlink()
@@ -136,7 +137,7 @@ def test_the_readiness_policy_decides_whether_a_failing_log_takes_the_worker_out
             "ready_requires_prediction_log": True,
         }
     )
-    with TestClient(create_app(strict)) as client:
+    with app_client(create_app(strict)) as client:
         answered = client.post("/v1/predict", json=FEATURE_EXAMPLE).status_code
         refused = wait_for_ready_status(client, 503)
         blocker.unlink()
@@ -164,7 +165,7 @@ def test_postgresql_down_at_start_fails_no_prediction_and_gets_every_row_once_up
     with CuttableProxy(*server_of(postgres_url)) as database:
         via_proxy = make_url(postgres_url).set(port=database.port)
         url = via_proxy.render_as_string(hide_password=False)
-        with TestClient(create_app(settings.model_copy(update={"database_url": url}))) as client:
+        with app_client(create_app(settings.model_copy(update={"database_url": url}))) as client:
             statuses = [
                 client.post("/v1/predict", json=FEATURE_EXAMPLE).status_code for _ in range(5)
             ]
@@ -188,7 +189,7 @@ def test_postgresql_going_away_under_load_and_coming_back_loses_no_row(
         database.restore()
         via_proxy = make_url(postgres_url).set(port=database.port)
         url = via_proxy.render_as_string(hide_password=False)
-        with TestClient(create_app(settings.model_copy(update={"database_url": url}))) as client:
+        with app_client(create_app(settings.model_copy(update={"database_url": url}))) as client:
             statuses: list[int] = []
             stop_sending = threading.Event()
 
@@ -306,7 +307,7 @@ def load(base_url: str, stop_after: int, signal_server: Any) -> list[int]:
     signalled = threading.Event()
 
     def client() -> None:
-        with httpx2.Client(base_url=base_url, timeout=10) as session:
+        with http_client(base_url, timeout=10) as session:
             for _ in range(400):
                 try:
                     status = session.post("/v1/predict", json=FEATURE_EXAMPLE).status_code

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import pytest
 
 from app.schemas import FEATURE_EXAMPLE
+from tests.clients import http_client
 from tests.contract.compatibility import breaking_changes
 from tests.contract.test_openapi import SNAPSHOT
 from tests.server import serving
@@ -46,7 +46,7 @@ def serve(artifacts: Path, version: str) -> Served:
     """Start the production command with APP_MODEL_VERSION=``version``, ask it, stop it."""
     with (
         serving(artifacts, version) as base_url,
-        httpx2.Client(base_url=base_url, timeout=10) as client,
+        http_client(base_url, timeout=10) as client,
     ):
         prediction = client.post("/v1/predict", json=FEATURE_EXAMPLE).json()
         model = client.get("/v1/model").json()

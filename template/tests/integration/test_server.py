@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import joblib
 import pandas as pd
 import pytest
@@ -17,9 +16,9 @@ from sklearn.pipeline import Pipeline
 from app.features import encode_rows
 from app.model import METADATA_FILE, MODEL_FILE, file_sha256
 from app.schemas import FEATURE_EXAMPLE, FEATURES, TARGET, TASK
+from tests.clients import http_client
 from tests.server import (
-    START_TIMEOUT,
-    free_port,
+    one_line_failure,
     serving,
     serving_env,
     start_server,
@@ -39,7 +38,7 @@ def server(model_dir: Path, model_version: str) -> Iterator[str]:
 
 
 def test_production_server_answers_predictions(server: str, model_version: str) -> None:
-    with httpx2.Client(base_url=server) as client:
+    with http_client(server) as client:
         responses = [client.post("/v1/predict", json=FEATURE_EXAMPLE) for _ in range(20)]
 
     assert {response.status_code for response in responses} == {200}
@@ -48,7 +47,8 @@ def test_production_server_answers_predictions(server: str, model_version: str) 
 
 
 def test_production_server_refuses_bad_input_with_the_envelope(server: str) -> None:
-    response = httpx2.post(f"{server}/v1/predict", json={"nonsense": 1})
+    with http_client(server) as client:
+        response = client.post("/v1/predict", json={"nonsense": 1})
 
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "validation_failed"
@@ -81,7 +81,7 @@ def test_model_using_native_threads_is_served_by_every_worker(threaded_model_dir
     server = start_server(env)
     try:
         wait_until_ready(server, base_url)
-        with httpx2.Client(base_url=base_url, timeout=10) as client:
+        with http_client(base_url, timeout=10) as client:
             responses = [client.post("/v1/predict", json=FEATURE_EXAMPLE) for _ in range(20)]
     finally:
         output = stop(server)
@@ -91,25 +91,6 @@ def test_model_using_native_threads_is_served_by_every_worker(threaded_model_dir
         line.split("pid: ")[1][:8] for line in output.splitlines() if "Booting worker" in line
     }
     assert len(workers) == 2
-
-
-def one_line_failure(env_overrides: dict[str, str]) -> str:
-    """Start the server, expect it to stop by itself, and return its single error line."""
-    server = start_server({"PORT": str(free_port()), **env_overrides})
-    try:
-        server.process.wait(timeout=START_TIMEOUT)
-    finally:
-        if server.process.poll() is None:
-            server.process.kill()
-    output = stop(server)
-    assert server.process.returncode != 0, output
-    assert "Traceback" not in output, output
-    errors = [line for line in output.splitlines() if '"level": "error"' in line]
-    assert len(errors) == 1, output
-    record = json.loads(errors[0])
-    assert record["event"] == "cannot start"
-    error: str = record["error"]
-    return error
 
 
 def test_missing_artifact_folder_stops_start_up_with_one_line(tmp_path: Path) -> None:
@@ -215,7 +196,7 @@ def test_a_model_call_past_the_timeout_gets_504_and_the_worker_reports_it(
     server = start_server(env)
     try:
         wait_until_ready(server, base_url)
-        with httpx2.Client(base_url=base_url, timeout=10) as client:
+        with http_client(base_url, timeout=10) as client:
             started = time.monotonic()
             response = client.post("/v1/predict", json=FEATURE_EXAMPLE)
             answered_after = time.monotonic() - started

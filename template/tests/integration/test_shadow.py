@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
@@ -24,10 +23,10 @@ from app.model import (
 )
 from app.schemas import FEATURE_EXAMPLE
 from app.settings import Settings
+from tests.clients import app_client, http_client
 from tests.commands import run_app
 from tests.integration.test_prediction_log import load, rows_in
-from tests.integration.test_server import one_line_failure
-from tests.server import serving_env, start_server, stop, wait_until_ready
+from tests.server import one_line_failure, serving_env, start_server, stop, wait_until_ready
 from tests.user_models import SLOW_SECONDS
 from training.data import load_dataset
 
@@ -72,7 +71,7 @@ def test_shadow_answers_are_logged_under_the_primary_ids_and_compared(
     settings = shadow_settings(shadow_model_dir, model_version, "stump", url)
     every = load_dataset().rows
     rows = every[:: len(every) // ROWS][:ROWS]  # spread over the data, which may be sorted
-    with TestClient(create_app(settings)) as client:
+    with app_client(create_app(settings)) as client:
         batch = client.post("/v1/predict/batch", json={"rows": rows}, headers={"X-Request-ID": "b"})
         one = client.post("/v1/predict", json=FEATURE_EXAMPLE, headers={"X-Request-ID": "o"})
         details = shadow_details(client, lambda shadow: shadow["compared"] == ROWS + 1)
@@ -143,7 +142,7 @@ def test_primary_answers_without_waiting_for_a_slow_shadow(
 ) -> None:
     base_url, _ = slow_shadow_server
     seconds = []
-    with httpx2.Client(base_url=base_url, timeout=10) as client:
+    with http_client(base_url, timeout=10) as client:
         for _ in range(10):
             started = time.perf_counter()
             response = client.post("/v1/predict", json=FEATURE_EXAMPLE)
