@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.deps import ObserverDep
-from app.api.errors import ERROR_RESPONSES, ErrorEnvelope
+from app.api.errors import BODY_ERROR_RESPONSES, ErrorEnvelope
 from app.api.reports import prediction_log
 from app.errors import PredictionLogUnavailable, PredictionNotFound
 from app.monitoring.prediction_log import describe_log_error
@@ -46,7 +46,7 @@ def _record(request: Request, body: Feedback, observed: dict[str, object]) -> Re
     status_code=201,
     summary="Report the true outcome of a prediction",
     responses={
-        **ERROR_RESPONSES,
+        **BODY_ERROR_RESPONSES,
         200: {"model": FeedbackResponse, "description": "The same feedback was already recorded."},
         404: {"model": ErrorEnvelope, "description": "No prediction with this id is logged."},
         409: {"model": ErrorEnvelope, "description": "Different feedback was already recorded."},

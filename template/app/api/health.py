@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import PredictorDep
-from app.api.errors import ErrorEnvelope
+from app.api.errors import GUARD_RESPONSES, ErrorEnvelope
 from app.coalescing import Coalescer
 from app.errors import ModelStuck, PredictionLogUnavailable
 from app.monitoring.prediction_log import PredictionLog, PredictionLogStatus
@@ -33,7 +33,7 @@ class Readiness(BaseModel):
     )
 
 
-@router.get("/health", summary="Liveness: the process answers")
+@router.get("/health", responses=GUARD_RESPONSES, summary="Liveness: the process answers")
 async def health() -> Health:
     return Health()
 
@@ -42,12 +42,13 @@ async def health() -> Health:
     "/ready",
     summary="Readiness: the model is loaded, verified and warmed up",
     responses={
+        **GUARD_RESPONSES,
         503: {
             "model": ErrorEnvelope,
             "description": "The model is not loaded yet, a model call is stuck past "
             "APP_PREDICT_TIMEOUT_MS, or the prediction log cannot write and "
             "APP_READY_REQUIRES_PREDICTION_LOG is true.",
-        }
+        },
     },
 )
 async def ready(request: Request, predictor: PredictorDep) -> Readiness:

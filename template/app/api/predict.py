@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import PredictorDep
-from app.api.errors import ERROR_RESPONSES
+from app.api.errors import BODY_ERROR_RESPONSES, ERROR_RESPONSES
 from app.coalescing import Coalescer
 from app.errors import BatchTooLarge, PredictionFailed
 from app.features import FeatureSpec, InputFormat, Task
@@ -154,7 +154,7 @@ async def _predict(
     return answers
 
 
-@router.post("/predict", responses=ERROR_RESPONSES, summary="Predict one row")
+@router.post("/predict", responses=BODY_ERROR_RESPONSES, summary="Predict one row")
 async def predict(
     request: Request,
     features: Features,
@@ -164,7 +164,7 @@ async def predict(
     return PredictionResponse.model_validate({**answer, "model_version": predictor.version})
 
 
-@router.post("/predict/batch", responses=ERROR_RESPONSES, summary="Predict several rows")
+@router.post("/predict/batch", responses=BODY_ERROR_RESPONSES, summary="Predict several rows")
 async def predict_batch(
     request: Request,
     batch: BatchRequest,

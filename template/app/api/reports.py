@@ -23,7 +23,8 @@ REPORT_RESPONSES = {
     **ERROR_RESPONSES,
     503: {
         "model": ErrorEnvelope,
-        "description": "The model is not loaded, or the prediction log is off or unreadable.",
+        "description": "The model is not loaded, or the prediction log is off, unreadable "
+        "or holds no predictions yet.",
     },
 }
 

@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx2
 import pytest
 
+from app.main import create_app
 from app.schemas import CLASS_LABELS, FEATURE_EXAMPLE, FEATURES
 from app.settings import Settings
+from tests.clients import http_client
 from tests.server import serving
 
 JSON = {"content-type": "application/json"}
@@ -56,6 +57,15 @@ def bad_requests() -> list[BadRequest]:
             headers={"content-type": "text/plain"},
         ),
         BadRequest("empty body", "/v1/predict", b"", 422, "validation_failed", "body is required"),
+        BadRequest(
+            "no body and no content type",
+            "/v1/predict",
+            b"",
+            415,
+            "unsupported_media_type",
+            "Content-Type: application/json",
+            headers={},
+        ),
         BadRequest(
             "deeply nested JSON",
             "/v1/predict/batch",
@@ -166,7 +176,7 @@ def server(model_dir: Path, model_version: str) -> Iterator[str]:
 
 @pytest.mark.parametrize("bad", BAD_REQUESTS, ids=[bad.name for bad in BAD_REQUESTS])
 def test_bad_request_gets_a_4xx_envelope_naming_the_problem(server: str, bad: BadRequest) -> None:
-    with httpx2.Client(base_url=server, timeout=30) as client:
+    with http_client(server, timeout=30) as client:
         response = client.post(bad.path, content=bad.body, headers=bad.headers)
         ready = client.get("/ready")
 
@@ -178,6 +188,17 @@ def test_bad_request_gets_a_4xx_envelope_naming_the_problem(server: str, bad: Ba
     if bad.field is not None:
         assert bad.field in [detail["field"] for detail in error["details"]]
     assert ready.status_code == 200
+
+
+@pytest.mark.parametrize("bad", BAD_REQUESTS, ids=[bad.name for bad in BAD_REQUESTS])
+def test_bad_request_status_is_documented_on_its_operation(
+    settings: Settings, bad: BadRequest
+) -> None:
+    """Clients generated from the OpenAPI document know every refusal: the guards'
+    413 and 431 and the body's 400 and 415 as much as the routes' own."""
+    operation = create_app(settings).openapi()["paths"][bad.path]["post"]
+
+    assert str(bad.status) in operation["responses"]
 
 
 def test_a_declared_body_over_the_limit_is_refused_before_it_is_sent(server: str) -> None:
