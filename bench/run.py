@@ -3,8 +3,9 @@
     uv run python bench/run.py            # the full run, about 8 minutes
     uv run python bench/run.py --smoke    # a few seconds a server: proves the script works
 
-It renders the breast-cancer example (every monitoring feature on), trains it, and
-imports a HistGradientBoostingClassifier as a second version. BentoML and MLServer
+It renders the breast-cancer example (every monitoring feature on; no API keys, as
+the servers it is compared with have none), trains it, and imports a
+HistGradientBoostingClassifier as a second version. BentoML and MLServer
 go into virtual environments of their own under build/bench/venvs, with the
 project's scikit-learn. Then each server is started on 127.0.0.1 in turn, alone on
 the machine, warmed up, and driven by wrk with the same one-row request for the
@@ -121,6 +122,9 @@ def render_project(example: str) -> Path:
             "--defaults",
             "--data-file",
             f"examples/{example}.yml",
+            # The servers it is compared with let anyone in: so does this one.
+            "--data",
+            "auth=none",
         ],
         ROOT,
     )

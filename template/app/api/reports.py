@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -40,8 +41,20 @@ Until = Annotated[AwareDatetime | None, Query(description="Window end; default n
 def window(
     hours: float, since: datetime | None, until: datetime | None
 ) -> tuple[datetime, datetime]:
-    end = until or datetime.now(UTC)
-    return since or end - timedelta(hours=hours), end
+    try:
+        end = (until or datetime.now(UTC)).astimezone(UTC)
+        start = since.astimezone(UTC) if since else end - timedelta(hours=hours)
+    except OverflowError:  # e.g. until=0001-01-01T00:00Z and hours=24
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", "until" if until else "since"),
+                    "msg": "the window reaches outside the years 1 to 9999",
+                    "type": "value_error",
+                }
+            ]
+        ) from None
+    return start, end
 
 
 def prediction_log(request: Request) -> PredictionLog:

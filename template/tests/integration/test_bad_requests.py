@@ -151,6 +151,17 @@ def bad_requests() -> list[BadRequest]:
     if NUMBER is not None:
         cases.append(
             BadRequest(
+                "number too large for any measurement",
+                "/v1/predict",
+                json.dumps({**FEATURE_EXAMPLE, NUMBER.name: 1.5e308}).encode(),
+                422,
+                "validation_failed",
+                NUMBER.name,
+                field=NUMBER.name,
+            )
+        )
+        cases.append(
+            BadRequest(
                 "number as a string",
                 "/v1/predict",
                 json.dumps(
@@ -199,6 +210,21 @@ def test_bad_request_status_is_documented_on_its_operation(
     operation = create_app(settings).openapi()["paths"][bad.path]["post"]
 
     assert str(bad.status) in operation["responses"]
+
+
+@pytest.mark.parametrize("report", ["/v1/drift", "/v1/quality"])
+def test_a_report_window_outside_the_calendar_is_refused_naming_the_field(
+    server: str, report: str
+) -> None:
+    with http_client(server) as client:
+        response = client.get(report, params={"until": "0001-01-01T05:00:00Z", "hours": 24})
+        ready = client.get("/ready")
+
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["details"][0]["field"] == "query.until"
+    assert "years 1 to 9999" in error["message"]
+    assert ready.status_code == 200
 
 
 def test_a_declared_body_over_the_limit_is_refused_before_it_is_sent(server: str) -> None:
