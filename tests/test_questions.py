@@ -204,4 +204,6 @@ def test_optional_parts_of_a_feature_get_sensible_defaults(tmp_path: Path) -> No
     source = schemas.read_text()
     assert 'description="Height cm",' in source
     assert "ge=100.0,\n            le=220.0,\n" in source
-    assert "ge=18,\n            description=" in source  # no upper bound for age
+    # No upper bound declared for age, none at all for score: the generic one holds.
+    assert "ge=18,\n            le=LARGEST_MAGNITUDE,\n" in source
+    assert "ge=-LARGEST_MAGNITUDE,\n            le=LARGEST_MAGNITUDE,\n" in source
