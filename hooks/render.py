@@ -31,8 +31,33 @@ def parse_data(pairs: Sequence[str]) -> dict[str, Any]:
     return data
 
 
+# Copier casts an answer to its question's type, but lets int("two") escape as a bare
+# "invalid literal for int()" that names no question; check those types first.
+NUMBER_TYPES: dict[str, tuple[type, str]] = {
+    "int": (int, "a whole number"),
+    "float": (float, "a number"),
+}
+
+
+def check_types(data: dict[str, Any]) -> None:
+    """Refuse an answer that is not of its question's number type, naming the question."""
+    questions = yaml.safe_load((TEMPLATE_ROOT / "copier.yml").read_text())
+    for name, answer in data.items():
+        spec = questions.get(name)
+        if not isinstance(spec, dict) or spec.get("type") not in NUMBER_TYPES:
+            continue
+        cast, wanted = NUMBER_TYPES[spec["type"]]
+        try:
+            cast(answer)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"Validation error for question {name!r}: {name} must be {wanted}, got {answer!r}"
+            ) from None
+
+
 def render(destination: Path, data: dict[str, Any], *, defaults: bool) -> Path:
     """Render the template into ``destination``; raise ValueError for a wrong answer."""
+    check_types(data)
     # Rendering uncommitted changes is the point of rendering a checkout.
     warnings.simplefilter("ignore", DirtyLocalWarning)
     worker = run_copy(

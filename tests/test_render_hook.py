@@ -25,6 +25,16 @@ def test_wrong_answer_is_one_line_naming_the_question(tmp_path: Path) -> None:
     assert not (tmp_path / "p").exists()
 
 
+def test_answer_of_the_wrong_type_is_one_line_naming_the_question(tmp_path: Path) -> None:
+    result = render_command(str(tmp_path / "p"), "--defaults", "--data", "workers=two")
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: Validation error for question 'workers': workers must be a whole number, got 'two'"
+    ]
+    assert not (tmp_path / "p").exists()
+
+
 def test_answers_file_and_data_render_a_project(tmp_path: Path) -> None:
     answers = tmp_path / "answers.yml"
     answers.write_text("project_name: Sorting Hat\nworkers: 3\n")
