@@ -112,3 +112,26 @@ def test_a_missing_log_is_one_clear_line(
     [line] = result.stderr.splitlines()
     assert f"no prediction log at {tmp_path / 'none.db'}" in json.loads(line)["error"]
     assert result.stdout == ""
+
+
+def test_a_window_outside_the_calendar_is_one_clear_line(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logged = settings.model_copy(update={"prediction_log_path": tmp_path / "predictions.db"})
+
+    result = report_command(capsys, logged, "--until", "0001-01-01")
+
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert json.loads(line)["error"] == "--until: the window reaches outside the years 1 to 9999"
+
+
+@pytest.mark.parametrize("hours", ["0", "-3", "nan", "inf", "a day"])
+def test_a_window_length_that_is_not_above_zero_is_refused(
+    settings: Settings, capsys: pytest.CaptureFixture[str], hours: str
+) -> None:
+    result = report_command(capsys, settings, "--hours", hours)
+
+    assert result.returncode == 2
+    assert "argument --hours:" in result.stderr
+    assert "Traceback" not in result.stderr
