@@ -51,6 +51,7 @@ class RosterError(Exception):
 
 @dataclass(frozen=True)
 class Student:
+    roster: Path
     line: int
     name: str
     handle: str
@@ -58,7 +59,12 @@ class Student:
 
     @property
     def where(self) -> str:
-        return f"line {self.line} (handle {self.handle})"
+        return f"roster {self.roster} line {self.line} (handle {self.handle})"
+
+
+def dirty(template: str) -> bool:
+    """Whether a local template has changes that its commit, the one rendered, lacks."""
+    return Path(template).is_dir() and bool(git("status", "--porcelain", cwd=Path(template)))
 
 
 @dataclass(frozen=True)
@@ -117,10 +123,6 @@ def open_source(template: str | None, vcs_ref: str | None, scratch: Path) -> Sou
             raise RosterError(
                 f"--vcs-ref {wanted} is not a commit, branch or tag of {template}"
             ) from None
-        if git("status", "--porcelain", cwd=local):
-            sys.stderr.write(
-                f"note: {template} has uncommitted changes; rendering its commit {vcs_ref[:7]}\n"
-            )
     elif re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://|^[^/]+@[^/]+:", template):
         git_dir = scratch / "template.git"
         git("clone", "--quiet", "--bare", "--filter=blob:none", template, str(git_dir))
@@ -231,7 +233,7 @@ def read_roster(path: Path, questions: dict[str, str]) -> list[Student]:
             for column, value in cells.items()
             if column not in REQUIRED_COLUMNS and value
         }
-        student = Student(line, name, handle, answers)
+        student = Student(path, line, name, handle, answers)
         seen[handle.casefold()] = student
         students.append(student)
     if not students:
@@ -364,7 +366,7 @@ def classroom(arguments: argparse.Namespace) -> str:
         taken = [s for s in students if (out / s.handle).exists()]
         if taken:
             raise RosterError(
-                f"{out / taken[0].handle} already exists (roster {taken[0].where}); "
+                f"{out / taken[0].handle} already exists ({taken[0].where}); "
                 "remove it or choose another OUT"
             )
         staging = scratch / "students"
@@ -378,8 +380,11 @@ def classroom(arguments: argparse.Namespace) -> str:
     wall = time.monotonic() - started
     usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
     cpu = sum(u.ru_utime + u.ru_stime for u in usage)
+    rendered = f"{source.template} at {source.vcs_ref or 'its latest tag'}"
+    if source.git_dir is not None and dirty(source.template):
+        rendered += " (its uncommitted changes are left out)"
     return (
-        f"{table(repositories)}\n\n{len(repositories)} repositories in {out} "
+        f"{table(repositories)}\n\ntemplate: {rendered}\n{len(repositories)} repositories in {out} "
         f"in {wall:.1f} s wall clock, {cpu:.1f} s CPU\n"
     )
 
