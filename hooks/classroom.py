@@ -125,7 +125,8 @@ def open_source(template: str | None, vcs_ref: str | None, scratch: Path) -> Sou
             ) from None
     elif re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://|^[^/]+@[^/]+:", template):
         git_dir = scratch / "template.git"
-        git("clone", "--quiet", "--bare", "--filter=blob:none", template, str(git_dir))
+        url = template.removeprefix("git+")
+        git("clone", "--quiet", "--bare", "--filter=blob:none", url, str(git_dir))
     else:
         raise RosterError(f"--template {template} is neither a folder nor a git URL")
     try:
@@ -383,8 +384,9 @@ def classroom(arguments: argparse.Namespace) -> str:
     rendered = f"{source.template} at {source.vcs_ref or 'its latest tag'}"
     if source.git_dir is not None and dirty(source.template):
         rendered += " (its uncommitted changes are left out)"
+    count = f"{len(repositories)} repositor{'y' if len(repositories) == 1 else 'ies'}"
     return (
-        f"{table(repositories)}\n\ntemplate: {rendered}\n{len(repositories)} repositories in {out} "
+        f"{table(repositories)}\n\ntemplate: {rendered}\n{count} in {out} "
         f"in {wall:.1f} s wall clock, {cpu:.1f} s CPU\n"
     )
 
