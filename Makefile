@@ -9,10 +9,10 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.uv/bin/uv)
 DEMO_DIR ?= build/demo
 export UV
 
-.PHONY: help demo test lint bench clean
+.PHONY: help demo classroom test lint bench clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(CURDIR)/.uv/bin/uv:
 	$(PYTHON) -m venv .uv
@@ -26,6 +26,13 @@ demo: .venv ## render the default answers into $(DEMO_DIR) and serve it on 127.0
 	rm -rf $(DEMO_DIR)
 	$(UV) run python hooks/render.py $(DEMO_DIR) --defaults
 	$(MAKE) -C $(DEMO_DIR) setup run
+
+classroom: .venv ## one starter repository per student: ROSTER=csv OUT=dir [ANSWERS=yml TEMPLATE=url REF=tag]
+	@test -n "$(ROSTER)" || { echo "error: give the roster, e.g. make classroom ROSTER=examples/roster.csv OUT=build/classroom" >&2; exit 2; }
+	@test -n "$(OUT)" || { echo "error: give the folder for the repositories, e.g. OUT=build/classroom" >&2; exit 2; }
+	$(UV) run python hooks/classroom.py "$(ROSTER)" "$(OUT)" \
+		$(if $(ANSWERS),--answers "$(ANSWERS)") $(if $(TEMPLATE),--template "$(TEMPLATE)") \
+		$(if $(REF),--vcs-ref "$(REF)")
 
 test: .venv ## run the template's whole test suite
 	$(UV) run pytest

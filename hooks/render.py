@@ -55,17 +55,28 @@ def check_types(data: dict[str, Any]) -> None:
             ) from None
 
 
-def render(destination: Path, data: dict[str, Any], *, defaults: bool) -> Path:
-    """Render the template into ``destination``; raise ValueError for a wrong answer."""
+def render(
+    destination: Path,
+    data: dict[str, Any],
+    *,
+    defaults: bool,
+    template: str = str(TEMPLATE_ROOT),
+    vcs_ref: str | None = "HEAD",
+) -> Path:
+    """Render the template into ``destination``; raise ValueError for a wrong answer.
+
+    ``template`` is recorded as ``_src_path`` in the answers file, so `copier update`
+    later reads the same source; ``vcs_ref`` None means its latest release tag.
+    """
     check_types(data)
     # Rendering uncommitted changes is the point of rendering a checkout.
     warnings.simplefilter("ignore", DirtyLocalWarning)
     worker = run_copy(
-        str(TEMPLATE_ROOT),
+        template,
         destination,
         data=data,
         defaults=defaults,
-        vcs_ref="HEAD",
+        vcs_ref=vcs_ref,
         unsafe=False,
         quiet=True,
     )
