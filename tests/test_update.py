@@ -175,6 +175,8 @@ def env(project_env: dict[str, str]) -> dict[str, str]:
     return {**project_env, **{k: v for k, v in git_env().items() if k.startswith("GIT_")}}
 
 
+# make setup, then make check: 8.5 minutes on a busy 2-core machine.
+@pytest.mark.timeout(1800)
 def test_an_unmodified_project_updates_without_conflict_and_passes_its_checks(
     template_repo: Path, tmp_path: Path, env: dict[str, str]
 ) -> None:
