@@ -41,9 +41,10 @@ OWN_TEMPLATES = {
     "deploy/prometheus/rules/alerts.yml",
     "deploy/grafana/dashboards/service.json",
     ".github/workflows/ci.yml",
+    ".github/workflows/template-update.yml",
 }
-# The GitHub Actions contexts the workflow's expressions read.
-WORKFLOW_CONTEXTS = ("github.",)
+# The GitHub Actions contexts the workflows' expressions read.
+WORKFLOW_CONTEXTS = ("github.", "secrets.", "steps.")
 # The labels Grafana legends name.
 LEGEND_LABELS = {
     "label",

@@ -1,6 +1,6 @@
 """Golden predictions: fixed rows whose predictions must not change unnoticed.
 
-    python -m training.golden    # (re)record tests/golden/predictions.json
+    python -m training.golden    # (re)record tests/contract/golden_predictions.json
 
 It trains the model as `make train` does, into a temporary folder, and records
 its answers for a dozen rows of the training data, spread over every class.
@@ -26,7 +26,7 @@ from training.data import load_dataset
 from training.tabular import Dataset
 from training.train import train
 
-GOLDEN_FILE = Path("tests/golden/predictions.json")
+GOLDEN_FILE = Path("tests/contract/golden_predictions.json")
 ROWS = 12
 
 logger = structlog.stdlib.get_logger("training.golden")

@@ -14,7 +14,7 @@ from tests.server import (
     serving,
 )
 
-GOLDEN_FILE = PROJECT_ROOT / "tests" / "golden" / "predictions.json"
+GOLDEN_FILE = PROJECT_ROOT / "tests" / "contract" / "golden_predictions.json"
 
 
 @pytest.fixture(scope="module")

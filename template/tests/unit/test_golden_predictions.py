@@ -1,6 +1,6 @@
 """Training must keep giving the recorded answers for the golden rows.
 
-tests/golden/predictions.json is recorded by `make setup` (when absent) and by
+tests/contract/golden_predictions.json is recorded by `make setup` (when absent) and by
 `make golden-update`; a difference here means the model changed. If that is
 intended, record the new answers on purpose and commit them with the change.
 """
@@ -13,7 +13,7 @@ import pytest
 
 from app.model import ClassPrediction, Predictor, ValuePrediction
 
-GOLDEN_FILE = Path(__file__).resolve().parents[1] / "golden" / "predictions.json"
+GOLDEN_FILE = Path(__file__).resolve().parents[1] / "contract" / "golden_predictions.json"
 
 
 def golden() -> dict[str, Any]:
