@@ -14,6 +14,7 @@ from app.observability.middleware import MAX_REQUEST_ID
 from app.settings import ServerSettings, Settings
 
 OpenAPI = Mapping[str, Any]
+BATCH_BODY = '`{"rows": [...]}`'
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
@@ -188,8 +189,9 @@ def prediction_sections(document: OpenAPI) -> str:
         elif request == "BatchRequest" and response:
             sections.append(
                 f"### {method} {path}\n\n{operation.get('summary', '')}. The body is "
-                f'`{{"rows": [...]}}`: 1 to {max_batch} rows (`APP_MAX_BATCH_SIZE`), each '
-                f"shaped as the body of a single prediction. More rows get 413.\n\n"
+                + BATCH_BODY
+                + f": 1 to {max_batch} rows (`APP_MAX_BATCH_SIZE`), each "
+                "shaped as the body of a single prediction. More rows get 413.\n\n"
                 f"The answer ({response}):\n\n"
                 + fields_table(document, response, request=False)
                 + "\n\n`predictions` holds one entry per row, in the order of `rows`, each with "
