@@ -136,7 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if args.check:
         if outdated := stale(root, documents):
-            names = " and ".join(str(path) for path in outdated)
+            names = " and ".join(
+                f"{path}{'' if (root / path).is_file() else ' (missing)'}" for path in outdated
+            )
             sys.stderr.write(f"project docs: {names} out of date: run `make docs-update`\n")
             return 1
         sys.stdout.write(f"project docs: {CARD} and {CONTRACT} are current\n")

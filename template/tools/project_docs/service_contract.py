@@ -92,11 +92,11 @@ def fields_table(document: OpenAPI, schema_name: str, *, request: bool) -> str:
                 )
             )
         else:
-            rows.append((f"`{name}`", type_of(field), described))
+            rows.append((f"`{name}`", type_of(field), _bounds(field), described))
     header = (
         ("field", "type", "unit", "range", "presence", "example", "meaning")
         if request
-        else ("field", "type", "meaning")
+        else ("field", "type", "range", "meaning")
     )
     return _table(header, rows)
 
