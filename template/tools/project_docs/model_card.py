@@ -52,6 +52,8 @@ def _range(schema: Mapping[str, Any]) -> str:
     low, high = schema.get("minimum"), schema.get("maximum")
     if low is None and high is None:
         return "any" if schema.get("type") != "boolean" else "true, false"
+    if low is None or high is None:
+        return f"at least {_number(low)}" if high is None else f"at most {_number(high)}"
     return f"{_number(low)} to {_number(high)}"
 
 

@@ -59,8 +59,12 @@ def type_of(schema: Mapping[str, Any]) -> str:
 def _bounds(schema: Mapping[str, Any]) -> str:
     for part in schema.get("anyOf", [schema]):
         low, high = part.get("minimum"), part.get("maximum")
-        if low is not None or high is not None:
-            return " to ".join(_number(value) if value is not None else "" for value in (low, high))
+        if low is not None and high is not None:
+            return f"{_number(low)} to {_number(high)}"
+        if low is not None:
+            return f"at least {_number(low)}"
+        if high is not None:
+            return f"at most {_number(high)}"
     return ""
 
 
