@@ -230,6 +230,22 @@ def test_release_check_runs_promtool_where_there_is_a_monitoring_stack(
     assert '"promtool": check_promtool,' in release_check
 
 
+def test_model_card_and_service_contract_are_written_by_the_project_not_rendered(
+    default_project: Path,
+) -> None:
+    # They describe the trained artifact and the app's own OpenAPI document, so the
+    # project writes them (`make setup`, `make docs-update`) from its plain Python.
+    assert not (default_project / "docs" / "MODEL_CARD.md").exists()
+    assert not (default_project / "docs" / "SERVICE_CONTRACT.md").exists()
+    assert list((TEMPLATE_ROOT / "template" / "tools" / "project_docs").glob("*.jinja")) == []
+    makefile = (default_project / "Makefile").read_text()
+    assert "\ndocs-update: $(UV) ## " in makefile
+    assert "python -m tools.project_docs --if-missing" in makefile
+    release_check = (default_project / "tools" / "release_check.py").read_text()
+    assert '"docs": check_docs,' in release_check
+    assert "- [ ] `docs`: " in (default_project / "docs" / "RELEASE_CHECKLIST.md").read_text()
+
+
 def test_answers_file_records_every_answer_for_copier_update(default_project: Path) -> None:
     answers = yaml.safe_load((default_project / ".copier-answers.yml").read_text())
 

@@ -208,6 +208,10 @@ def test_an_unmodified_project_updates_without_conflict_and_passes_its_checks(
     assert not (project / OLD_GOLDEN.parent).exists()
     assert f"moved {OLD_GOLDEN} to {NEW_GOLDEN}" in result.stderr
 
+    # As the update's last line says: make setup (0.2.0 generates docs/MODEL_CARD.md and
+    # docs/SERVICE_CONTRACT.md where they are missing), then make check.
+    succeed(["make", "setup"], project, env)
+    assert (project / "docs" / "MODEL_CARD.md").is_file()
     succeed(["make", "check"], project, env, timeout=1500)
     print(
         f"\ntimings: render + make setup {prepared - started:.1f} s, "

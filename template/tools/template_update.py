@@ -157,14 +157,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"template-update: {before} -> {after} left {len(unresolved)} conflict(s):\n{listed}\n"
             "Resolve each: edit the file, keep the lines you want between <<<<<<< and >>>>>>>,\n"
-            "delete the markers (and each .rej file once applied), run `make check`, then\n"
-            "`git add -A && git commit`.",
+            "delete the markers (and each .rej file once applied), run `make setup` and\n"
+            "`make check`, then `git add -A && git commit`.",
             file=sys.stderr,
         )
         return 1
     print(
         f"template-update: {before} -> {after}, {len(changed)} file(s) changed, no conflict: "
-        "review `git diff`, run `make check`, then `git add -A && git commit`."
+        "review `git diff`, run `make setup` (new dependencies, new generated files) and "
+        "`make check`, then `git add -A && git commit`."
     )
     return 0
 
