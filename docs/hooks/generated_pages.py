@@ -73,7 +73,7 @@ def describe(name: str, spec: dict[str, Any]) -> list[str]:
         rows.append(("default", "computed from earlier answers, by the rule below"))
     elif default is not None:
         rows.append(("default", code(default)))
-    lines += ["| | |", "| --- | --- |"]
+    lines += ["| property | value |", "| --- | --- |"]
     lines += [f"| {key} | {value.replace('|', '&#124;')} |" for key, value in rows]
     lines.append("")
     if computed:
