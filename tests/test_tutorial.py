@@ -286,6 +286,8 @@ def test_every_tutorial_command_runs_on_a_fresh_project(
                             release_check and release_check_passed_but_the_audit(output)
                         ):
                             fail(block, original, status, output)
+                        if status != 0:
+                            timings.append("accepted: only the audit failed, PyPI out of reach")
                     timings.append(
                         f"{time.monotonic() - began:6.1f} s  {block.page}: {original[:70]}"
                     )
