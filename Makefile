@@ -9,7 +9,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.uv/bin/uv)
 DEMO_DIR ?= build/demo
 export UV
 
-.PHONY: help demo classroom test lint bench clean
+.PHONY: help demo classroom test lint bench docs docs-build clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -43,6 +43,12 @@ bench: .venv ## benchmark the default service against a textbook FastAPI app, Be
 lint: .venv ## check the template's own Python code
 	$(UV) run ruff format --check .
 	$(UV) run ruff check .
+
+docs: .venv ## serve the documentation site on http://127.0.0.1:8008, rebuilt as you edit
+	$(UV) run mkdocs serve
+
+docs-build: .venv ## build the documentation site into build/site, failing on any warning
+	$(UV) run mkdocs build --strict
 
 clean: ## remove rendered demos and caches
 	rm -rf build .pytest_cache .ruff_cache
