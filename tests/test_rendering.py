@@ -335,3 +335,23 @@ def test_copier_cli_renders_the_defaults_without_trust(tmp_path: Path) -> None:
     # The message shown after copying says what to run next.
     assert "make setup" in result.stderr
     assert "make run" in result.stderr
+
+
+@pytest.mark.parametrize(
+    # Twice the target on a unit boundary: promtool's humanizeDuration sees 0.99999s as
+    # 1000ms and 59.9999s as 60s, where the rule test once expected 1s and 1m 0s.
+    "latency_p95_ms",
+    [50, 500, 700, 30000, 45000],
+)
+def test_alert_rule_tests_pass_for_any_latency_target(tmp_path: Path, latency_p95_ms: int) -> None:
+    project = render(tmp_path / "project", latency_p95_ms=latency_p95_ms)
+
+    result = subprocess.run(
+        ["promtool", "test", "rules", "tests/rules_test.yml"],
+        cwd=project / "deploy" / "prometheus",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
