@@ -81,7 +81,7 @@ def test_own_templates_hold_only_their_own_expressions(default_project: Path) ->
         # GitHub Actions expressions read a context.
         assert all(
             e.strip().startswith("$")
-            or re.fullmatch(r'printf "%\.\d[fg]" \$value', e.strip())
+            or re.fullmatch(r'printf ["`]%\.\d[fg]["`] \$value( \| \w+)?', e.strip())
             or e.strip() in LEGEND_LABELS
             or e.strip().startswith(WORKFLOW_CONTEXTS)
             for e in expressions

@@ -155,7 +155,7 @@ def authentication(document: OpenAPI) -> str:
     guarded = [f"`{path}`" for _, path, op in operations(document) if op.get("security")]
     open_paths = sorted({f"`{path}`" for _, path, op in operations(document)} - set(guarded))
     return (
-        f"An API key, one of those the service is configured with (`APP_API_KEYS`), "
+        "An API key, one of those the service is configured with, "
         f"sent in {' or in '.join(ways)}. Every operation but "
         f"{', '.join(open_paths) or 'none'} requires one; a request without a valid key gets "
         "401 with the error envelope below and a `WWW-Authenticate` header, and never "
