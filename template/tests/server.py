@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
@@ -130,6 +131,11 @@ def worker_pids(master: int) -> list[int]:
     return children
 
 
+def json_lines(output: str) -> list[dict[str, Any]]:
+    """The JSON lines of a process's output, parsed; the others left out."""
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
 def one_line_failure(env_overrides: dict[str, str]) -> str:
     """Start the server, expect it to stop by itself, and return its single error line."""
     server = start_server({"PORT": str(free_port()), **env_overrides})
@@ -141,9 +147,9 @@ def one_line_failure(env_overrides: dict[str, str]) -> str:
     output = stop(server)
     assert server.process.returncode != 0, output
     assert "Traceback" not in output, output
-    errors = [line for line in output.splitlines() if '"level": "error"' in line]
+    errors = [record for record in json_lines(output) if record["level"] == "error"]
     assert len(errors) == 1, output
-    record = json.loads(errors[0])
+    [record] = errors
     assert record["event"] == "cannot start"
     error: str = record["error"]
     return error

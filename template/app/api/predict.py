@@ -1,10 +1,10 @@
 """Prediction routes: one row, a batch of rows, and what model answers them."""
 
+import secrets
 import time
 from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, Final
-from uuid import uuid4
 
 import structlog
 from fastapi import APIRouter, Request
@@ -64,7 +64,7 @@ _FIELD_NAMES: Final = {
 
 
 def _fields(result: ModelPrediction) -> dict[str, object]:
-    answer: dict[str, object] = {"prediction_id": uuid4().hex}
+    answer: dict[str, object] = {"prediction_id": secrets.token_hex(16)}
     for name in _FIELD_NAMES[type(result)]:
         value = getattr(result, name)
         if value is not None:

@@ -5,33 +5,55 @@ and each carries the request id bound by ``RequestContextMiddleware``, so one
 search finds everything a request did. Setup follows structlog's guide to
 working with the standard library:
 https://www.structlog.org/en/stable/standard-library.html
+
+The one line per request is the exception: it is written by a structlog logger
+of its own, with the same fields and format, straight to the same stream. It is
+the only line every request writes, and the standard library's records,
+handlers and formatter cost about three times as much as the line itself
+(structlog's performance guide: https://www.structlog.org/en/stable/performance.html).
 """
 
 import logging
 import sys
-from typing import Literal, TextIO
+from collections.abc import Callable
+from typing import Any, Final, Literal, TextIO
 
+import orjson
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
+from structlog.typing import FilteringBoundLogger
 
 _HANDLER_NAME = "app"
 _SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "gunicorn.error")
+
+
+REQUEST_LOGGER: Final = "app.request"
+
+
+def _json(event: dict[str, Any], default: Callable[[Any], Any]) -> str:
+    # orjson: several times as fast as the json module, and never fails a line on a
+    # key that is not a string.
+    return orjson.dumps(event, default=default, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def configure_logging(
     level: str = "INFO",
     log_format: Literal["auto", "json", "console"] = "auto",
     stream: TextIO | None = None,
-) -> None:
+) -> FilteringBoundLogger:
     """Route every log record to ``stream`` (stdout by default) in one format; safe to
-    call more than once. Commands whose stdout is their result log to stderr."""
+    call more than once. Commands whose stdout is their result log to stderr.
+
+    Returns the logger of the one line per request, which writes to ``stream`` too.
+    """
     stream = stream or sys.stdout
     console = log_format == "console" or (log_format == "auto" and stream.isatty())
+    timestamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        timestamp,
     ]
     renderer: structlog.types.Processor
     # Tracebacks without their frames' local variables: those hold request bodies,
@@ -42,7 +64,7 @@ def configure_logging(
         shared.append(
             structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False))
         )
-        renderer = structlog.processors.JSONRenderer()
+        renderer = structlog.processors.JSONRenderer(serializer=_json)
     structlog.configure(
         # Dropped lines stop at the first processor, before any of the others run.
         processors=[
@@ -80,3 +102,14 @@ def configure_logging(
         server_logger.propagate = True
     # RequestContextMiddleware writes one richer line per request instead.
     logging.getLogger("uvicorn.access").disabled = True
+    request_lines: FilteringBoundLogger = structlog.wrap_logger(
+        structlog.WriteLogger(stream),
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            timestamp,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+    )
+    return request_lines.bind(logger=REQUEST_LOGGER)

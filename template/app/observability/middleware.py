@@ -8,12 +8,13 @@ https://www.starlette.io/middleware/#limitations
 """
 
 import re
+import secrets
 import time
 from typing import Final
-from uuid import uuid4
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from structlog.typing import FilteringBoundLogger
 
 from app.api.errors import error_response
 from app.observability.context import request_id_var
@@ -70,7 +71,9 @@ class RequestContextMiddleware:
             (value for name, value in scope["headers"] if name == REQUEST_ID_HEADER), b""
         )
         request_id = (
-            caller_id.decode("ascii") if _VALID_REQUEST_ID.fullmatch(caller_id) else uuid4().hex
+            caller_id.decode("ascii")
+            if _VALID_REQUEST_ID.fullmatch(caller_id)
+            else secrets.token_hex(16)
         )
         header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
         traffic = scope["path"] not in self.quiet_paths
@@ -144,4 +147,10 @@ class RequestContextMiddleware:
         traceparent = _header(scope, TRACEPARENT_HEADER, _VALID_TRACEPARENT)
         if traceparent is not None:
             fields["traceparent"] = traceparent
-        logger.info("request", **fields)
+        request_log: FilteringBoundLogger = scope["app"].state.request_log
+        try:
+            request_log.info("request", **fields)
+        except (OSError, ValueError) as exc:  # a closed or broken stream
+            # The answer is sent: as with the standard library's handlers, a line that
+            # cannot be written is reported, never turned into a failed request.
+            logger.error("request line not written", error=str(exc))

@@ -1,9 +1,13 @@
 """The one log line per request: what it holds, and what it never holds."""
 
+import io
+import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
+import structlog
 from fastapi.testclient import TestClient
 
 from app.api.deps import get_predictor
@@ -16,31 +20,36 @@ from tests.clients import app_client
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
-def request_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
-    """The canonical request lines logged so far, as the structured events they are."""
-    return [
-        record.msg
-        for record in caplog.records
-        if isinstance(record.msg, dict) and record.msg.get("event") == "request"
-    ]
+def printed_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    """Every line the service printed since the last call, parsed: each is JSON."""
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
 
 
-@pytest.fixture
-def logged(settings: Settings) -> Iterator[TestClient]:
+def request_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    """The canonical request lines printed since the last call."""
+    return [line for line in printed_lines(capsys) if line["event"] == "request"]
+
+
+@contextmanager
+def logged(settings: Settings, capsys: pytest.CaptureFixture[str]) -> Iterator[TestClient]:
+    """A client of an application created now, in the test: an application writes to
+    the stdout of its creation, and capsys's stdout of a fixture is closed by then."""
     with app_client(create_app(settings)) as client:
+        capsys.readouterr()  # start-up lines
         yield client
 
 
 def test_a_prediction_is_one_line_with_its_ids_route_status_and_version(
-    logged: TestClient, caplog: pytest.LogCaptureFixture, model_version: str
+    settings: Settings, capsys: pytest.CaptureFixture[str], model_version: str
 ) -> None:
-    response = logged.post(
-        "/v1/predict",
-        json=FEATURE_EXAMPLE,
-        headers={"X-Request-ID": "client-42", "traceparent": TRACEPARENT},
-    )
+    with logged(settings, capsys) as client:
+        response = client.post(
+            "/v1/predict",
+            json=FEATURE_EXAMPLE,
+            headers={"X-Request-ID": "client-42", "traceparent": TRACEPARENT},
+        )
+        [line] = request_lines(capsys)
 
-    [line] = request_lines(caplog)
     assert line["request_id"] == "client-42" == response.headers["x-request-id"]
     assert line["method"] == "POST"
     assert line["route"] == "/v1/predict"
@@ -49,11 +58,14 @@ def test_a_prediction_is_one_line_with_its_ids_route_status_and_version(
     assert line["model_version"] == model_version
     assert line["prediction_id"] == response.json()["prediction_id"]
     assert line["traceparent"] == TRACEPARENT
+    assert line["level"] == "info"
+    assert line["logger"] == "app.request"
+    assert line["timestamp"].endswith("Z")
     assert "payload" not in line
 
 
 def test_every_line_logged_while_answering_names_the_request_and_the_model(
-    settings: Settings, caplog: pytest.LogCaptureFixture, model_version: str
+    settings: Settings, capsys: pytest.CaptureFixture[str], model_version: str
 ) -> None:
     def broken_predictor() -> Predictor:
         raise RuntimeError("broken")
@@ -63,11 +75,7 @@ def test_every_line_logged_while_answering_names_the_request_and_the_model(
     with app_client(app, raise_server_exceptions=False) as client:
         client.post("/v1/predict", json=FEATURE_EXAMPLE, headers={"X-Request-ID": "client-7"})
 
-    lines = [
-        record.msg
-        for record in caplog.records
-        if isinstance(record.msg, dict) and record.msg.get("request_id") == "client-7"
-    ]
+    lines = [line for line in printed_lines(capsys) if line.get("request_id") == "client-7"]
     assert [line["event"] for line in lines] == ["unhandled error", "request"]
     assert [line["model_version"] for line in lines] == [model_version] * 2
 
@@ -97,53 +105,101 @@ def test_an_unhandled_error_is_logged_without_the_values_of_its_frames(
 
 
 def test_a_batch_line_counts_its_predictions(
-    logged: TestClient, caplog: pytest.LogCaptureFixture
+    settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    logged.post("/v1/predict/batch", json={"rows": [FEATURE_EXAMPLE] * 3})
+    with logged(settings, capsys) as client:
+        client.post("/v1/predict/batch", json={"rows": [FEATURE_EXAMPLE] * 3})
+        [line] = request_lines(capsys)
 
-    [line] = request_lines(caplog)
     assert line["predictions"] == 3
 
 
 def test_a_malformed_traceparent_is_left_out(
-    logged: TestClient, caplog: pytest.LogCaptureFixture
+    settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    logged.post("/v1/predict", json=FEATURE_EXAMPLE, headers={"traceparent": "not-a-trace"})
+    with logged(settings, capsys) as client:
+        client.post("/v1/predict", json=FEATURE_EXAMPLE, headers={"traceparent": "not-a-trace"})
+        [line] = request_lines(capsys)
 
-    [line] = request_lines(caplog)
     assert "traceparent" not in line
 
 
 def test_a_refused_request_logs_field_paths_never_values(
-    logged: TestClient, caplog: pytest.LogCaptureFixture
+    settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
     first = FEATURES[0].name
     secret = "4111-1111-1111-1111"
 
-    logged.post("/v1/predict", json={**FEATURE_EXAMPLE, first: secret})
+    with logged(settings, capsys) as client:
+        client.post("/v1/predict", json={**FEATURE_EXAMPLE, first: secret})
+        lines = printed_lines(capsys)
 
-    [line] = request_lines(caplog)
+    [line] = [line for line in lines if line["event"] == "request"]
     assert line["status"] == 422
     assert line["invalid_fields"] == [first]
-    assert secret not in caplog.text
+    assert secret not in json.dumps(lines)
 
 
-def test_probes_are_not_logged(logged: TestClient, caplog: pytest.LogCaptureFixture) -> None:
-    logged.get("/health")
-    logged.get("/ready")
+def test_probes_are_not_logged(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    with logged(settings, capsys) as client:
+        client.get("/health")
+        client.get("/ready")
+        assert request_lines(capsys) == []
 
-    assert request_lines(caplog) == []
+
+def test_request_lines_follow_the_log_level(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    quiet = settings.model_copy(update={"log_level": "WARNING"})
+    with logged(quiet, capsys) as client:
+        client.post("/v1/predict", json=FEATURE_EXAMPLE)
+        client.post("/v1/predict", json={})
+        assert request_lines(capsys) == []
+
+
+def test_a_request_line_that_cannot_be_written_fails_no_request(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = create_app(settings)
+    closed = io.StringIO()
+    closed.close()
+    app.state.request_log = structlog.wrap_logger(
+        structlog.WriteLogger(closed), processors=[structlog.processors.JSONRenderer()]
+    )
+    with app_client(app) as client:
+        capsys.readouterr()
+        response = client.post("/v1/predict", json=FEATURE_EXAMPLE)
+        lines = printed_lines(capsys)
+
+    assert response.status_code == 200
+    assert [line["event"] for line in lines if line["level"] == "error"] == [
+        "request line not written"
+    ]
+
+
+def test_request_lines_read_as_text_on_a_console(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    console = settings.model_copy(update={"log_format": "console"})
+    with logged(console, capsys) as client:
+        client.post("/v1/predict", json=FEATURE_EXAMPLE, headers={"X-Request-ID": "client-9"})
+        output = capsys.readouterr().out.splitlines()
+
+    [line] = [line for line in output if "app.request" in line]
+    assert not line.startswith("{")
+    assert "client-9" in line
+    assert "/v1/predict" in line
 
 
 def test_payloads_are_logged_only_when_asked_with_redacted_fields_masked(
-    settings: Settings, caplog: pytest.LogCaptureFixture
+    settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
     hidden = FEATURES[0].name
     verbose = settings.model_copy(update={"log_payloads": True, "log_redact": frozenset({hidden})})
-    with app_client(create_app(verbose)) as client:
+    with logged(verbose, capsys) as client:
         client.post("/v1/predict", json=FEATURE_EXAMPLE)
+        [line] = request_lines(capsys)
 
-    [line] = request_lines(caplog)
     assert line["payload"][hidden] == "[redacted]"
     shown = [feature.name for feature in FEATURES if feature.name != hidden]
     assert all(line["payload"][name] == FEATURE_EXAMPLE[name] for name in shown)

@@ -1,7 +1,6 @@
 """The shadow model: it answers the same rows off the response path, its answers are
 logged beside the primary's, its agreement is counted, and it never delays a response."""
 
-import json
 import math
 import os
 import shutil
@@ -26,7 +25,14 @@ from app.settings import Settings
 from tests.clients import app_client, http_client
 from tests.commands import run_app
 from tests.integration.test_prediction_log import load, rows_in
-from tests.server import one_line_failure, serving_env, start_server, stop, wait_until_ready
+from tests.server import (
+    json_lines,
+    one_line_failure,
+    serving_env,
+    start_server,
+    stop,
+    wait_until_ready,
+)
 from tests.user_models import SLOW_SECONDS
 from training.data import load_dataset
 
@@ -187,9 +193,9 @@ def check_failure(capsys: pytest.CaptureFixture[str], env: dict[str, str]) -> st
     result = run_app(capsys, "check", env=env)
     assert result.returncode == 1, result.stdout
     assert "Traceback" not in result.stdout + result.stderr
-    errors = [line for line in result.stdout.splitlines() if '"level": "error"' in line]
+    errors = [record for record in json_lines(result.stdout) if record["level"] == "error"]
     assert len(errors) == 1, result.stdout
-    record = json.loads(errors[0])
+    [record] = errors
     assert record["event"] == "cannot start"
     error: str = record["error"]
     return error
