@@ -17,12 +17,15 @@ Where the service exports metrics, its alert rules compute the same number.
 import math
 import threading
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+import numpy as np
+
 from app.features import FeatureSpec, is_missing
-from app.model import ClassPrediction, Prediction
+from app.model import ClassPrediction, Prediction, ValuePrediction
 from app.monitoring.reference import CategoricalReference, NumericReference, Reference
 
 MISSING: Final = "missing"
@@ -58,6 +61,10 @@ def psi(reference: Mapping[str, float], counts: Mapping[str, int]) -> float:
     return index
 
 
+BinCounts = dict[int, int]
+"""Rows per position in ``DriftBins.feature_bins`` or ``prediction_bins``; no zeros."""
+
+
 @dataclass(frozen=True, slots=True)
 class _FeaturePlan:
     name: str
@@ -82,9 +89,11 @@ class DriftBins:
     ``feature_bins`` lists every (feature, bin) pair once; ``row_bins`` gives,
     for one row, the positions in that list of the bins its values fall in, so a
     metrics backend can keep one counter per position and never build a label
-    per request. Only bins that can receive a value are listed: ``missing`` for
-    optional features, ``unseen`` for none (the API refuses an unknown category
-    before the model sees it; such requests are counted as validation errors).
+    per request. ``count`` gives the same for many rows at once, feature by
+    feature with NumPy, several times cheaper per row. Only bins that can receive
+    a value are listed: ``missing`` for optional features, ``unseen`` for none (the
+    API refuses an unknown category before the model sees it; such requests are
+    counted as validation errors).
     """
 
     def __init__(self, reference: Reference, features: Sequence[FeatureSpec]) -> None:
@@ -141,23 +150,65 @@ class DriftBins:
             raise TypeError(f"a {type(prediction).__name__} for a classifier's drift bins")
         return bisect_left(self._prediction_edges, prediction.value)
 
+    def count(
+        self, rows: Sequence[Mapping[str, Any]], predictions: Sequence[Prediction]
+    ) -> tuple[BinCounts, BinCounts]:
+        """Rows per position of ``feature_bins``, and predictions per position of
+        ``prediction_bins``: what ``row_bins`` and ``prediction_bin`` give, summed."""
+        features: Counter[int] = Counter()
+        for plan in self._plans:
+            values = [row.get(plan.name) for row in rows]
+            if plan.edges is None:
+                for value, rows_with_it in Counter(values).items():
+                    position = (
+                        plan.missing if is_missing(value) else plan.positions.get(_text(value), -1)
+                    )
+                    features[position] += rows_with_it
+                continue
+            # None becomes NaN in a float array, and NaN is missing.
+            numbers = np.array(values, dtype=np.float64)
+            present = ~np.isnan(numbers)
+            _add_bins(features, plan.first, plan.edges, numbers[present])
+            features[plan.missing] += len(numbers) - int(np.count_nonzero(present))
+        if self._prediction_edges is None:
+            outputs = Counter(self.prediction_bin(prediction) for prediction in predictions)
+        else:
+            predicted = [p.value for p in predictions if isinstance(p, ValuePrediction)]
+            if len(predicted) != len(predictions):
+                raise TypeError("a class prediction for a regressor's drift bins")
+            outputs = Counter()
+            _add_bins(outputs, 0, self._prediction_edges, np.array(predicted, dtype=np.float64))
+        return _without_empty(features), _without_empty(outputs)
 
-BinCounts = dict[int, int]
-"""Rows per position in ``DriftBins.feature_bins`` or ``prediction_bins``; no zeros."""
+
+def _add_bins(
+    counts: Counter[int], first: int, edges: tuple[float, ...], values: np.ndarray[Any, Any]
+) -> None:
+    # searchsorted(side="left") is bisect_left: upper bounds are inclusive.
+    per_bin = np.bincount(np.searchsorted(edges, values, side="left"), minlength=len(edges) + 1)
+    for offset, rows_in_bin in enumerate(per_bin.tolist()):
+        counts[first + offset] += rows_in_bin
+
+
+def _without_empty(counts: Counter[int]) -> BinCounts:
+    # Position -1: a missing value of a required feature, which the API refuses.
+    return {position: n for position, n in counts.items() if n and position >= 0}
 
 
 class DriftTally:
-    """Rows per drift bin, counted in memory and handed over in bulk.
+    """Rows per drift bin, counted in bulk and handed over in bulk.
 
     A row touches one bin per feature. Updating a metric per bin on every request
     is the most expensive thing monitoring would do: where several workers share
     their counters through files, each update is a write to a file, and the 30
     features of the breast-cancer example cost about 36 microseconds a request,
-    more than the model call. So ``add`` only adds to two lists, and a thread
-    hands their sums to ``deliver`` every ``interval`` seconds and when ``flush``
-    is called (the metrics are read, the worker stops). Drift is judged on shares
-    over minutes; a count reaches the metrics at most ``interval`` late, and a
-    worker killed outright loses at most that much of them.
+    more than the model call; binning the row alone, value by value, costs 14. So
+    ``add`` only keeps the rows and their predictions, and a thread bins what was
+    kept, all rows at once (``DriftBins.count``), and hands the counts to
+    ``deliver`` every ``interval`` seconds and when ``flush`` is called (the
+    metrics are read, the worker stops). Drift is judged on shares over minutes; a
+    count reaches the metrics at most ``interval`` late, and a worker killed
+    outright loses at most that much of them.
     """
 
     def __init__(
@@ -170,8 +221,8 @@ class DriftTally:
         self._deliver = deliver
         self._interval = interval
         self._lock = threading.Lock()
-        self._features = [0] * len(bins.feature_bins)
-        self._predictions = [0] * len(bins.prediction_bins)
+        self._rows: list[Mapping[str, Any]] = []
+        self._predictions: list[Prediction] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -180,28 +231,21 @@ class DriftTally:
         self._thread.start()
 
     def add(self, rows: Iterable[Mapping[str, Any]], predictions: Iterable[Prediction]) -> None:
-        """Count ``rows`` and their ``predictions`` in their bins."""
-        bins = self.bins
-        feature_positions = [position for row in rows for position in bins.row_bins(row)]
-        prediction_positions = [bins.prediction_bin(prediction) for prediction in predictions]
+        """Keep ``rows`` and their ``predictions`` to be counted in their bins."""
         with self._lock:
-            features, outputs = self._features, self._predictions
-            for position in feature_positions:
-                features[position] += 1
-            for position in prediction_positions:
-                outputs[position] += 1
+            self._rows.extend(rows)
+            self._predictions.extend(predictions)
 
     def flush(self) -> None:
-        """Hand what was counted since the last flush to ``deliver``, now."""
-        fresh_features = [0] * len(self._features)
-        fresh_predictions = [0] * len(self._predictions)
+        """Count what was added since the last flush and hand it to ``deliver``, now."""
         with self._lock:
-            features, self._features = self._features, fresh_features
-            outputs, self._predictions = self._predictions, fresh_predictions
-        feature_counts = {position: count for position, count in enumerate(features) if count}
-        prediction_counts = {position: count for position, count in enumerate(outputs) if count}
-        if feature_counts or prediction_counts:
-            self._deliver(feature_counts, prediction_counts)
+            rows, self._rows = self._rows, []
+            predictions, self._predictions = self._predictions, []
+        if not rows and not predictions:
+            return
+        features, outputs = self.bins.count(rows, predictions)
+        if features or outputs:
+            self._deliver(features, outputs)
 
     def close(self) -> None:
         """Stop the thread and hand over the last counts."""

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from app.features import FeatureSpec
-from app.model import Predictor, ValuePrediction
+from app.model import ClassPrediction, Predictor, ValuePrediction
 from app.monitoring.drift import MISSING, BinCounts, DriftBins, DriftTally, psi, reference_shares
 from app.monitoring.reference import compute_reference, numeric_reference
 from app.schemas import FEATURES
@@ -96,6 +96,45 @@ def test_an_optional_feature_left_out_counts_as_missing() -> None:
 
     assert bins.feature_bins[position] == ("x", MISSING)
     assert bins.feature_reference[position] == pytest.approx(0.25)
+
+
+def test_counting_rows_at_once_agrees_with_binning_each_row() -> None:
+    features = [
+        FeatureSpec(name="x", type="float", optional=True),
+        FeatureSpec(name="n", type="integer"),
+        FeatureSpec(name="colour", type="categorical", values=("red", "blue"), optional=True),
+        FeatureSpec(name="flag", type="boolean"),
+    ]
+    training: list[dict[str, object]] = [
+        {"x": float(v), "n": v % 7, "colour": ("red", "blue")[v % 2], "flag": v % 3 == 0}
+        for v in range(100)
+    ]
+    reference = compute_reference(training, features, [float(v) for v in range(100)])
+    bins = DriftBins(reference, features)
+    rows: list[dict[str, object]] = [
+        *training[::3],
+        {"x": None, "n": 3, "flag": True},  # optional features left out
+        {"x": math.nan, "n": -50, "colour": None, "flag": False},  # NaN, below every edge
+        {"x": 1e12, "n": 10**6, "colour": "blue", "flag": True},  # above every edge
+        {"x": 49.0, "n": 3, "colour": "red", "flag": False},  # on an edge: its lower bin
+    ]
+    predictions = [ValuePrediction(value=float(v)) for v in (-1, 0, 49.5, 99, 1e9)]
+
+    features_counted, predictions_counted = bins.count(rows, predictions)
+
+    assert features_counted == Counter(p for row in rows for p in bins.row_bins(row))
+    assert predictions_counted == Counter(bins.prediction_bin(p) for p in predictions)
+    assert 0 not in features_counted.values()
+
+
+def test_counting_class_predictions_needs_a_classifiers_bins() -> None:
+    feature = FeatureSpec(name="x", type="float")
+    reference = compute_reference([{"x": 1.0}, {"x": 2.0}], [feature], [1.0, 2.0])
+    bins = DriftBins(reference, [feature])
+    label = ClassPrediction(label="yes", probability=0.9, probabilities={"yes": 0.9, "no": 0.1})
+
+    with pytest.raises(TypeError, match="regressor"):
+        bins.count([{"x": 1.0}], [label])
 
 
 class Delivered:
