@@ -33,6 +33,10 @@ def test_benchmark_smoke_run_serves_loads_and_prints_every_ratio(
         "p99 at half the textbook's maximum",
         "monitoring on / off",
         "batch of 1000: modelship rows/s / in-process rows/s",
+        "batch of 1000: parsing its JSON alone / in-process predict_proba rows/s",
         "start to /ready, 2 workers (s)",
     ):
         assert ratio in output
+    in_process = json.loads(RESULTS.read_text())["in_process"]
+    assert set(in_process) == {"one_row", "batch_1000", "parse_1000"}
+    assert all(rate > 0 for rate in in_process.values()), in_process
