@@ -169,7 +169,8 @@ def _get(url: str, timeout: float) -> tuple[int, bytes]:
 
 
 def model_version(url: str) -> str:
-    status, body = _get(f"{url}/v1/model", timeout=5)
+    # /ready names the model and, unlike /v1/model, answers callers without an API key.
+    status, body = _get(f"{url}/ready", timeout=5)
     try:
         version = json.loads(body).get("model_version") if status == 200 else None
     except (ValueError, AttributeError):

@@ -92,8 +92,10 @@ def passing_run(url: str, tmp_path_factory: pytest.TempPathFactory) -> Run:
     return Run(result, report.read_text(), readme.read_text())
 
 
-def test_report_holds_sane_figures_and_met_targets(passing_run: Run) -> None:
+def test_report_holds_sane_figures_and_met_targets(passing_run: Run, model_version: str) -> None:
     report = passing_run.report
+
+    assert f"model {model_version}:" in report
 
     count, per_second, p50, p95, p99, unexpected = table_row(report, "all requests")
     assert number(count) > 20
