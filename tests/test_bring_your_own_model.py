@@ -110,7 +110,8 @@ def test_user_pipeline_on_churn_data_is_imported_and_served_over_http(
         project_env,
     )
 
-    assert '"event": "model imported"' in output
+    events = [json.loads(line)["event"] for line in output.splitlines() if line.startswith("{")]
+    assert "model imported" in events
     port = free_port()
     env = {
         **project_env,

@@ -11,7 +11,7 @@ import yaml
 
 from tests.helpers import TEMPLATE_ROOT, render
 
-pytestmark = pytest.mark.xdist_group("site")
+pytestmark = pytest.mark.xdist_group("docs")
 
 # Inline code that names a file or folder of the generated project: a path with a
 # slash or a known top-level file, no spaces, placeholders or URLs.
