@@ -10,12 +10,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.api.deps import ObserverDep
 from app.api.errors import BODY_ERROR_RESPONSES, ErrorEnvelope
 from app.api.reports import prediction_log
+from app.api.routing import OrjsonRoute
 from app.errors import PredictionLogUnavailable, PredictionNotFound
 from app.monitoring.prediction_log import describe_log_error
 from app.monitoring.quality import RecordedFeedback, record_feedback
 from app.schemas import Feedback, FeedbackResponse
 
-router = APIRouter(prefix="/v1", tags=["predictions"])
+router = APIRouter(prefix="/v1", tags=["predictions"], route_class=OrjsonRoute)
 
 WRITE_WAIT: Final = 1.0
 """Seconds to wait for a prediction answered a moment ago to reach the log: rows are
