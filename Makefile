@@ -37,7 +37,7 @@ classroom: .venv ## one starter repository per student: ROSTER=csv OUT=dir [ANSW
 test: .venv ## run the template's whole test suite
 	$(UV) run pytest
 
-bench: .venv ## benchmark the default service against a textbook FastAPI app, BentoML and MLServer (~10 min)
+bench: .venv ## benchmark the default service against a textbook FastAPI app, BentoML and MLServer, 3 rounds (~12 min)
 	$(UV) run python -m bench.run
 
 lint: .venv ## check the template's own Python code

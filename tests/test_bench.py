@@ -1,5 +1,6 @@
 """The benchmark's short run: it renders, serves, loads and reports; the figures are not judged."""
 
+import argparse
 import json
 import sys
 
@@ -37,6 +38,28 @@ def test_benchmark_smoke_run_serves_loads_and_prints_every_ratio(
         "start to /ready, 2 workers (s)",
     ):
         assert ratio in output
+    assert len(json.loads(RESULTS.read_text())["rounds"]) == 1  # --smoke: one round
     in_process = json.loads(RESULTS.read_text())["in_process"]
     assert set(in_process) == {"one_row", "batch_1000", "parse_1000"}
     assert all(rate > 0 for rate in in_process.values()), in_process
+
+
+def test_the_table_shows_each_runs_median_round_and_judges_median_ratios() -> None:
+    from bench.run import Result, median_results, report
+
+    def run(server: str, rate: float) -> Result:
+        return Result(server, "logreg", 2, "max", rate, rate, 1.0, 2.0, 3.0, 0, 100.0, 1.5)
+
+    rounds = [
+        [run("textbook FastAPI", 1000), run("modelship", 1600)],
+        [run("textbook FastAPI", 1100), run("modelship", 1500)],  # 1.36: a slow round
+        [run("textbook FastAPI", 900), run("modelship", 1800)],
+    ]
+    baseline = {"one_row": 1.0, "batch_1000": 1.0, "parse_1000": 1.0}
+    args = argparse.Namespace(connections=32, duration=10, warmup=3)
+
+    assert [r.requests_per_s for r in median_results(rounds)] == [1000, 1600]
+    table = report(rounds, baseline, args)
+    assert (
+        "| one row: modelship / textbook FastAPI | 1.60 | 1.60, 1.36, 2.00 | ≥ 1.5 | met |" in table
+    )
