@@ -6,16 +6,18 @@ search finds everything a request did. Setup follows structlog's guide to
 working with the standard library:
 https://www.structlog.org/en/stable/standard-library.html
 
-The one line per request is the exception: it is written by a structlog logger
-of its own, with the same fields and format, straight to the same stream. It is
-the only line every request writes, and the standard library's records,
-handlers and formatter cost about three times as much as the line itself
-(structlog's performance guide: https://www.structlog.org/en/stable/performance.html).
+The one line per request is the exception: ``RequestLines`` writes it, with the
+same fields and format, straight to the same stream. It is the only line every
+request writes, and in JSON it is built as a dict and serialized by orjson
+directly: 7 µs, against 26 µs through a structlog logger with the processors
+above and 3.5 times that through the standard library's records and handlers
+(README.md, "Performance").
 """
 
 import logging
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Final, Literal, TextIO
 
 import orjson
@@ -28,6 +30,8 @@ _SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "gunicorn.error")
 
 
 REQUEST_LOGGER: Final = "app.request"
+# The timestamp as structlog's TimeStamper(fmt="iso", utc=True) writes it.
+_LINE_OPTIONS: Final = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
 
 
 def _json(event: dict[str, Any], default: Callable[[Any], Any]) -> str:
@@ -36,15 +40,51 @@ def _json(event: dict[str, Any], default: Callable[[Any], Any]) -> str:
     return orjson.dumps(event, default=default, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+class RequestLines:
+    """Writes the one line per request to ``stream``, if ``level`` lets INFO through.
+
+    In JSON the line is a dict written by orjson, with the keys every other line has;
+    on a console it goes through ``console``, structlog's readable renderer.
+    """
+
+    def __init__(
+        self, stream: TextIO, level: str, console: FilteringBoundLogger | None = None
+    ) -> None:
+        self.enabled = logging.getLevelName(level) <= logging.INFO
+        self._stream = stream
+        self._console = console
+
+    def write(self, request_id: str, model_version: str | None, fields: dict[str, object]) -> None:
+        """Write the line; raises OSError or ValueError when the stream cannot take it."""
+        if not self.enabled:
+            return
+        context: dict[str, object] = {"request_id": request_id}
+        if model_version is not None:
+            context["model_version"] = model_version
+        if self._console is not None:
+            self._console.info("request", **context, **fields)
+            return
+        line = {
+            "timestamp": datetime.now(UTC),
+            "level": "info",
+            "logger": REQUEST_LOGGER,
+            "event": "request",
+            **context,
+            **fields,
+        }
+        self._stream.write(orjson.dumps(line, default=str, option=_LINE_OPTIONS).decode())
+        self._stream.flush()
+
+
 def configure_logging(
     level: str = "INFO",
     log_format: Literal["auto", "json", "console"] = "auto",
     stream: TextIO | None = None,
-) -> FilteringBoundLogger:
+) -> RequestLines:
     """Route every log record to ``stream`` (stdout by default) in one format; safe to
     call more than once. Commands whose stdout is their result log to stderr.
 
-    Returns the logger of the one line per request, which writes to ``stream`` too.
+    Returns the writer of the one line per request, which writes to ``stream`` too.
     """
     stream = stream or sys.stdout
     console = log_format == "console" or (log_format == "auto" and stream.isatty())
@@ -102,14 +142,11 @@ def configure_logging(
         server_logger.propagate = True
     # RequestContextMiddleware writes one richer line per request instead.
     logging.getLogger("uvicorn.access").disabled = True
-    request_lines: FilteringBoundLogger = structlog.wrap_logger(
+    if not console:
+        return RequestLines(stream, level)
+    readable: FilteringBoundLogger = structlog.wrap_logger(
         structlog.WriteLogger(stream),
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            timestamp,
-            renderer,
-        ],
+        processors=[structlog.processors.add_log_level, timestamp, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
     )
-    return request_lines.bind(logger=REQUEST_LOGGER)
+    return RequestLines(stream, level, console=readable.bind(logger=REQUEST_LOGGER))

@@ -14,10 +14,10 @@ from typing import Final
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from structlog.typing import FilteringBoundLogger
 
 from app.api.errors import error_response
 from app.observability.context import request_id_var
+from app.observability.logging import RequestLines
 from app.observability.observer import Observer
 
 REQUEST_ID_HEADER: Final = b"x-request-id"
@@ -87,10 +87,11 @@ class RequestContextMiddleware:
         if observer is not None:
             observer.request_started()
         # Every line logged while answering names the request and the model answering it.
-        context: dict[str, object] = {"request_id": request_id}
         predictor = scope["app"].state.predictor
-        if predictor is not None:
-            context["model_version"] = predictor.version
+        model_version: str | None = predictor.version if predictor is not None else None
+        context: dict[str, object] = {"request_id": request_id}
+        if model_version is not None:
+            context["model_version"] = model_version
 
         async def send_with_request_id(message: Message) -> None:
             nonlocal status
@@ -126,14 +127,23 @@ class RequestContextMiddleware:
                     if observer is not None:
                         observer.request_finished(scope["method"], route, status or 500, seconds)
                     if traffic:
-                        self._log(scope, route, status or 500, seconds)
+                        self._log(scope, request_id, model_version, route, status or 500, seconds)
         finally:
             request_id_var.reset(token)
 
     @staticmethod
-    def _log(scope: Scope, route: str, status: int, seconds: float) -> None:
-        """The request's one canonical line, with what the routes left in its state; the
-        request id and model version come from the context bound around the request."""
+    def _log(
+        scope: Scope,
+        request_id: str,
+        model_version: str | None,
+        route: str,
+        status: int,
+        seconds: float,
+    ) -> None:
+        """The request's one canonical line, with what the routes left in its state."""
+        request_lines: RequestLines = scope["app"].state.request_lines
+        if not request_lines.enabled:
+            return
         state = scope.get("state", {})
         fields: dict[str, object] = {
             "method": scope["method"],
@@ -147,9 +157,8 @@ class RequestContextMiddleware:
         traceparent = _header(scope, TRACEPARENT_HEADER, _VALID_TRACEPARENT)
         if traceparent is not None:
             fields["traceparent"] = traceparent
-        request_log: FilteringBoundLogger = scope["app"].state.request_log
         try:
-            request_log.info("request", **fields)
+            request_lines.write(request_id, model_version, fields)
         except (OSError, ValueError) as exc:  # a closed or broken stream
             # The answer is sent: as with the standard library's handlers, a line that
             # cannot be written is reported, never turned into a failed request.

@@ -1,5 +1,6 @@
 """The HTTP contract, exercised in-process: every success and every refusal."""
 
+import gc
 import json
 import re
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from fastapi.testclient import TestClient
 from httpx2 import Response
 
 from app.api.deps import get_predictor
-from app.main import create_app
+from app.main import GC_YOUNG_THRESHOLD, create_app
 from app.model import Predictor
 from app.schemas import FEATURE_EXAMPLE, FEATURES, Features
 from app.settings import Settings
@@ -156,6 +157,15 @@ def test_health_and_ready_answer_once_loaded(client: TestClient, model_version: 
     assert ready["status"] == "ready"
     assert ready["model_version"] == model_version
     assert ready["prediction_log"]["state"] == "ok"
+
+
+def test_once_ready_the_collector_leaves_the_start_up_objects_alone(client: TestClient) -> None:
+    """Frozen at start-up, the model and the modules are never traversed by a collection."""
+    predictor = client.app.state.predictor  # type: ignore[attr-defined]
+
+    assert gc.is_tracked(predictor)
+    assert not any(tracked is predictor for tracked in gc.get_objects())
+    assert gc.get_threshold()[0] == GC_YOUNG_THRESHOLD
 
 
 def test_before_the_model_is_loaded_only_liveness_succeeds(settings: Settings) -> None:

@@ -7,12 +7,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-import structlog
 from fastapi.testclient import TestClient
 
 from app.api.deps import get_predictor
 from app.main import create_app
 from app.model import Predictor
+from app.observability.logging import RequestLines
 from app.schemas import FEATURE_EXAMPLE, FEATURES
 from app.settings import Settings
 from tests.clients import app_client
@@ -163,9 +163,7 @@ def test_a_request_line_that_cannot_be_written_fails_no_request(
     app = create_app(settings)
     closed = io.StringIO()
     closed.close()
-    app.state.request_log = structlog.wrap_logger(
-        structlog.WriteLogger(closed), processors=[structlog.processors.JSONRenderer()]
-    )
+    app.state.request_lines = RequestLines(closed, "INFO")
     with app_client(app) as client:
         capsys.readouterr()
         response = client.post("/v1/predict", json=FEATURE_EXAMPLE)

@@ -27,6 +27,7 @@ from app.monitoring.prediction_log import (
     metadata,
     predictions,
     prune,
+    sqlite_datetime,
 )
 from app.schemas import FEATURE_EXAMPLE, FEATURES
 from app.settings import Settings
@@ -69,6 +70,24 @@ def test_every_prediction_is_recorded_with_its_context(
     }
     assert first["latency_ms"] > 0
     assert first["created_at"] <= datetime.now(UTC).replace(tzinfo=first["created_at"].tzinfo)
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        datetime(2026, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+    ],
+)
+def test_sqlite_gets_each_time_as_sqlalchemy_would_store_it(
+    moment: datetime, sqlite_url: str
+) -> None:
+    """Rows go to SQLite through the driver; SQLAlchemy reads their times back."""
+    dialect = create_log_engine(sqlite_url).dialect
+    store = predictions.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
+
+    assert store is not None
+    assert sqlite_datetime(moment) == store(moment)
 
 
 def test_redacted_fields_stay_out_of_the_log(settings: Settings, sqlite_url: str) -> None:

@@ -15,13 +15,11 @@ from app.errors import PredictionNotFinite, PredictionTimeout
 from app.features import FeatureSpec
 from app.model import (
     MODEL_FILE,
-    ClassPrediction,
-    Prediction,
     Predictor,
-    ValuePrediction,
     load_joblib,
 )
 from app.schemas import FEATURE_EXAMPLE, FEATURES
+from tests.checks import assert_same
 from tests.user_models import Answers, SpoiledModel
 
 Row = Mapping[str, Any]
@@ -94,20 +92,6 @@ async def together(
     return await asyncio.gather(
         *(coalescer.predict(predictor, request) for request in requests), return_exceptions=True
     )
-
-
-def assert_same(shared: Sequence[Prediction], own: Sequence[Prediction]) -> None:
-    """The same answers, up to the last bits floating-point rounding changes when the
-    model's matrix products run over more rows."""
-    assert len(shared) == len(own)
-    for one, other in zip(shared, own, strict=True):
-        if isinstance(one, ClassPrediction):
-            assert isinstance(other, ClassPrediction)
-            assert (one.label, one.threshold) == (other.label, other.threshold)
-            assert one.probabilities == pytest.approx(other.probabilities, rel=1e-9, abs=1e-12)
-        else:
-            assert isinstance(other, ValuePrediction)
-            assert one.value == pytest.approx(other.value, rel=1e-9, abs=1e-12)
 
 
 def assert_own_answers(

@@ -7,7 +7,7 @@ import pytest
 from app.errors import PredictionNotFinite
 from app.model import Predictor
 from app.schemas import CLASS_LABELS, FEATURE_EXAMPLE, FEATURES, TASK
-from tests.checks import assert_sound_prediction
+from tests.checks import assert_same, assert_sound_prediction
 
 
 def test_encoding_follows_training_order_whatever_the_key_order(predictor: Predictor) -> None:
@@ -20,7 +20,7 @@ def test_encoding_follows_training_order_whatever_the_key_order(predictor: Predi
 def test_predict_scores_many_rows_in_one_call(predictor: Predictor) -> None:
     results = predictor.predict([FEATURE_EXAMPLE] * 5)
 
-    assert results == [results[0]] * 5
+    assert_same(results, [results[0]] * 5)
     assert_sound_prediction(results[0])
 
 
