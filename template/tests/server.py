@@ -137,7 +137,8 @@ def json_lines(output: str) -> list[dict[str, Any]]:
 
 
 def one_line_failure(env_overrides: dict[str, str]) -> str:
-    """Start the server, expect it to stop by itself, and return its single error line."""
+    """Start the server, expect it to stop by itself before it listens or forks a
+    worker (so it cannot crash-loop), and return its single error line."""
     server = start_server({"PORT": str(free_port()), **env_overrides})
     try:
         server.process.wait(timeout=START_TIMEOUT)
@@ -147,6 +148,8 @@ def one_line_failure(env_overrides: dict[str, str]) -> str:
     output = stop(server)
     assert server.process.returncode != 0, output
     assert "Traceback" not in output, output
+    assert "Listening at" not in output, output
+    assert "Booting worker" not in output, output
     errors = [record for record in json_lines(output) if record["level"] == "error"]
     assert len(errors) == 1, output
     [record] = errors

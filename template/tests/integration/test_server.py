@@ -165,12 +165,10 @@ def test_broken_artifact_stops_start_up_with_one_line(
     artifact = tmp_path / model_version
     shutil.copytree(model_dir / model_version, artifact)
     damage(artifact)
-    started = time.monotonic()
 
     error = one_line_failure({"APP_MODEL_DIR": str(tmp_path)})
 
     assert says in error
-    assert time.monotonic() - started < 15
 
 
 def test_invalid_setting_stops_start_up_naming_the_variable(model_dir: Path) -> None:
