@@ -19,6 +19,7 @@ import pytest
 from app.schemas import FEATURE_EXAMPLE
 from app.settings import ServerSettings
 from tests.clients import http_client
+from tests.deploy import start_to_ready
 from tests.deploy.image import Image, image_environment, read_image
 from tests.server import Server, launch, stop, wait_until_ready, worker_pids
 from tests.user_models import IN_FLIGHT_DIR_VARIABLE
@@ -105,6 +106,23 @@ def test_image_health_check_passes_against_the_running_service(
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
 
     assert result.returncode == 0, result.stderr
+
+
+def test_start_to_ready_times_the_image_command_beside_an_empty_app(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's `python -m tests.deploy.start_to_ready`, run by hand: no test
+    settings in the environment, one worker, once."""
+    monkeypatch.delenv("APP_API_KEYS", raising=False)
+
+    assert start_to_ready.main(["--workers", "1", "--repeat", "1"]) == 0
+
+    header, empty_app, service = capsys.readouterr().out.splitlines()
+    assert header.split()[:3] == ["workers", "server", "first"]
+    assert empty_app.split()[:3] == ["1", "empty", "app"]
+    assert service.split()[:2] == ["1", "service"]
+    first_ready, all_ready = (float(cell.rstrip("s")) for cell in service.split()[2:4])
+    assert 0 < first_ready <= all_ready
 
 
 def test_sigterm_lets_requests_in_flight_finish(
