@@ -348,6 +348,21 @@ def sqlite_datetime(value: datetime) -> str:
     return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
+def _sqlite_converter(column: Column[Any]) -> Callable[[Any], object] | None:
+    """What turns a row's value for ``column`` into what SQLAlchemy binds in SQLite;
+    None where the driver takes the value as it is."""
+    if isinstance(column.type, DateTime):
+        return sqlite_datetime
+    if isinstance(column.type, JSON):
+        return _json_text
+    return None
+
+
+_SQLITE_VALUES: Final = tuple(
+    (column.name, _sqlite_converter(column)) for column in predictions.columns
+)
+
+
 def insert_into_sqlite(connection: Connection, batch: Sequence[Mapping[str, Any]]) -> None:
     """Insert prediction rows through the driver, many rows a statement.
 
@@ -359,15 +374,8 @@ def insert_into_sqlite(connection: Connection, batch: Sequence[Mapping[str, Any]
     writer handing it to each other cost several times the write.
     """
     values = [
-        (
-            row["prediction_id"],
-            sqlite_datetime(row["created_at"]),
-            row["model_version"],
-            row["role"],
-            row["request_id"],
-            _json_text(row["features"]),
-            _json_text(row["output"]),
-            row["latency_ms"],
+        tuple(
+            row[name] if convert is None else convert(row[name]) for name, convert in _SQLITE_VALUES
         )
         for row in batch
     ]

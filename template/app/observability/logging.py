@@ -54,22 +54,17 @@ class RequestLines:
         self._stream = stream
         self._console = console
 
-    def write(self, request_id: str, model_version: str | None, fields: dict[str, object]) -> None:
-        """Write the line; raises OSError or ValueError when the stream cannot take it."""
-        if not self.enabled:
-            return
-        context: dict[str, object] = {"request_id": request_id}
-        if model_version is not None:
-            context["model_version"] = model_version
+    def write(self, fields: dict[str, object]) -> None:
+        """Write the line, if ``enabled`` (which callers check first, before gathering
+        ``fields``); raises OSError or ValueError when the stream cannot take it."""
         if self._console is not None:
-            self._console.info("request", **context, **fields)
+            self._console.info("request", **fields)
             return
         line = {
             "timestamp": datetime.now(UTC),
             "level": "info",
             "logger": REQUEST_LOGGER,
             "event": "request",
-            **context,
             **fields,
         }
         self._stream.write(orjson.dumps(line, default=str, option=_LINE_OPTIONS).decode())

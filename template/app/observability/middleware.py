@@ -127,25 +127,22 @@ class RequestContextMiddleware:
                     if observer is not None:
                         observer.request_finished(scope["method"], route, status or 500, seconds)
                     if traffic:
-                        self._log(scope, request_id, model_version, route, status or 500, seconds)
+                        self._log(scope, context, route, status or 500, seconds)
         finally:
             request_id_var.reset(token)
 
     @staticmethod
     def _log(
-        scope: Scope,
-        request_id: str,
-        model_version: str | None,
-        route: str,
-        status: int,
-        seconds: float,
+        scope: Scope, context: dict[str, object], route: str, status: int, seconds: float
     ) -> None:
-        """The request's one canonical line, with what the routes left in its state."""
+        """The request's one canonical line: its ``context`` (request id, model version)
+        first, then what the routes left in its state."""
         request_lines: RequestLines = scope["app"].state.request_lines
         if not request_lines.enabled:
             return
         state = scope.get("state", {})
         fields: dict[str, object] = {
+            **context,
             "method": scope["method"],
             "route": route,
             "status": status,
@@ -158,7 +155,7 @@ class RequestContextMiddleware:
         if traceparent is not None:
             fields["traceparent"] = traceparent
         try:
-            request_lines.write(request_id, model_version, fields)
+            request_lines.write(fields)
         except (OSError, ValueError) as exc:  # a closed or broken stream
             # The answer is sent: as with the standard library's handlers, a line that
             # cannot be written is reported, never turned into a failed request.
