@@ -7,8 +7,10 @@ PORT changes, to a free one, so a server already running here cannot interfere.
 """
 
 import json
+import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,8 +21,7 @@ import pytest
 from app.schemas import FEATURE_EXAMPLE
 from app.settings import ServerSettings
 from tests.clients import http_client
-from tests.deploy import start_to_ready
-from tests.deploy.image import Image, image_environment, read_image
+from tests.deploy.image import PROJECT_ROOT, Image, image_environment, read_image
 from tests.server import Server, launch, stop, wait_until_ready, worker_pids
 from tests.user_models import IN_FLIGHT_DIR_VARIABLE
 
@@ -108,16 +109,23 @@ def test_image_health_check_passes_against_the_running_service(
     assert result.returncode == 0, result.stderr
 
 
-def test_start_to_ready_times_the_image_command_beside_an_empty_app(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """The README's `python -m tests.deploy.start_to_ready`, run by hand: no test
-    settings in the environment, one worker, once."""
-    monkeypatch.delenv("APP_API_KEYS", raising=False)
+def test_start_to_ready_runs_as_the_readme_gives_it() -> None:
+    """`python -m tests.deploy.start_to_ready`, run by hand: none of the tests' APP_
+    settings in its environment, one worker, once."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("APP_")}
+    command = ["-m", "tests.deploy.start_to_ready", "--workers", "1", "--repeat", "1"]
+    result = subprocess.run(
+        [sys.executable, *command],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
-    assert start_to_ready.main(["--workers", "1", "--repeat", "1"]) == 0
-
-    header, empty_app, service = capsys.readouterr().out.splitlines()
+    assert result.returncode == 0, result.stderr
+    header, empty_app, service = result.stdout.splitlines()
     assert header.split()[:3] == ["workers", "server", "first"]
     assert empty_app.split()[:3] == ["1", "empty", "app"]
     assert service.split()[:2] == ["1", "service"]
