@@ -1,15 +1,42 @@
--- wrk script of the benchmark: POST the body in $BENCH_BODY, pause $BENCH_DELAY_MS
--- between a connection's requests (0: none), and print one JSON line at the end.
+-- wrk script of the benchmark: POST the body in $BENCH_BODY and print one JSON line at
+-- the end. With $BENCH_RATE (requests/s, 0: none), requests are sent on a fixed
+-- schedule, one every 1/rate s, whatever the server's latency, as long as a connection
+-- is free: every server is offered the same load, as wrk2 does. Without it, each
+-- connection sends its next request as soon as it has the answer.
+local ffi = require("ffi")
+ffi.cdef [[
+typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+int clock_gettime(int clock_id, bench_timespec *now);
+]]
+local CLOCK_MONOTONIC = 1
+local clock = ffi.new("bench_timespec")
+
+local function now_ms()
+  ffi.C.clock_gettime(CLOCK_MONOTONIC, clock)
+  return tonumber(clock.tv_sec) * 1000 + tonumber(clock.tv_nsec) / 1e6
+end
+
 local file = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = file:read("*a")
 file:close()
 
-local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
+local rate = tonumber(os.getenv("BENCH_RATE") or "0")
+local interval_ms = rate > 0 and 1000 / rate or 0
+local next_ms = nil
 
+-- Called before each request: how many ms to wait. Each call takes the next slot of
+-- the schedule; a request already late goes at once, and the schedule does not move.
 function delay()
-  return pause
+  if interval_ms == 0 then
+    return 0
+  end
+  local now = now_ms()
+  next_ms = next_ms or now
+  local wait = next_ms - now
+  next_ms = next_ms + interval_ms
+  return wait > 0 and wait or 0
 end
 
 function done(summary, latency, requests)

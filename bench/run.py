@@ -71,6 +71,8 @@ class Result:
     errors: int
     memory_mib: float
     start_to_ready_s: float
+    offered_per_s: float = 0.0
+    """The fixed rate the load was sent at; 0: as fast as the server answered."""
 
 
 def log(message: str) -> None:
@@ -257,10 +259,10 @@ def in_process(
 
 
 def drive(
-    url: str, body: Path, seconds: float, connections: int, delay_ms: float = 0.0
+    url: str, body: Path, seconds: float, connections: int, rate: float = 0.0
 ) -> dict[str, float]:
-    """One wrk run; its JSON summary line."""
-    env = {**os.environ, "BENCH_BODY": str(body), "BENCH_DELAY_MS": str(delay_ms)}
+    """One wrk run, at a fixed ``rate`` of requests/s if given; its JSON summary line."""
+    env = {**os.environ, "BENCH_BODY": str(body), "BENCH_RATE": str(rate)}
     output = run(
         [
             "wrk",
@@ -293,12 +295,12 @@ def measure(
     workers: int,
     rows: int = 1,
     connections: int | None = None,
-    delay_ms: float = 0.0,
+    offered: float = 0.0,
     load: str = "max",
 ) -> Result:
     connections = connections or args.connections
-    drive(server.predict_url, body, args.warmup, connections, delay_ms)
-    summary = drive(server.predict_url, body, args.duration, connections, delay_ms)
+    drive(server.predict_url, body, args.warmup, connections, offered)
+    summary = drive(server.predict_url, body, args.duration, connections, offered)
     rate = summary["requests"] / (summary["duration_us"] / 1e6)
     result = Result(
         server=server.name,
@@ -313,6 +315,7 @@ def measure(
         errors=int(summary["status_errors"] + summary["socket_errors"]),
         memory_mib=server.memory_mib(),
         start_to_ready_s=server.start_to_ready,
+        offered_per_s=offered,
     )
     log(
         f"{server.name:<22} {model:<8} {load:<10} {rate:9.0f} req/s  p99 {result.p99_ms:7.2f} ms  "
@@ -594,8 +597,9 @@ def report(rounds: list[list[Result]], baseline: dict[str, float], args: argpars
         "",
         f"Machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}. "
         f"Load: wrk, 1 thread, {args.connections} connections, {args.duration:g} s after a "
-        f"{args.warmup:g} s warm-up, on the same cores; 'half': each connection pausing so the "
-        "offered load is about half the textbook app's maximum. "
+        f"{args.warmup:g} s warm-up, on the same cores; 'half': requests sent on a fixed schedule "
+        "(wrk2's way) at half the textbook app's maximum, the same rate to both servers, "
+        f"over {2 * args.connections} connections. "
         f"{len(rounds)} round(s) of every run, one server after another; the table shows "
         "each run's median round.",
     ]
@@ -682,17 +686,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             "logreg",
             workers,
         )
-        # The same connections, each pausing between requests so that together they offer
-        # at most half of what the textbook app answered: each connection's round trip is
-        # its pause plus the server's latency, so a slower server is offered a little less.
+        # Both offered the same fixed rate, half of what the textbook app answered, with
+        # twice the connections: a slot of the schedule waits only if every connection is
+        # waiting for an answer, so a slow server still gets all of its load.
         half = book.requests_per_s / 2
-        pause_ms = args.connections / half * 1000
+        spare = 2 * args.connections
         session(
             textbook(project, model, workers),
             example,
             "logreg",
             workers,
-            delay_ms=pause_ms,
+            offered=half,
+            connections=spare,
             load="half",
         )
         session(
@@ -700,7 +705,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             example,
             "logreg",
             workers,
-            delay_ms=pause_ms,
+            offered=half,
+            connections=spare,
             load="half",
         )
         batch = {"rows": [example] * 1000}

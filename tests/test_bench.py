@@ -24,6 +24,15 @@ def test_benchmark_smoke_run_serves_loads_and_prints_every_ratio(
         ("modelship", "half"),
         ("modelship", "batch 1000"),
     }
+    # The half-load runs are offered one fixed rate, half the textbook app's maximum, and
+    # the schedule never sends faster; the other runs go as fast as the server answers.
+    [book] = [r for r in results if r["server"] == "textbook FastAPI" and r["load"] == "max"]
+    for result in results:
+        if result["load"] == "half":
+            assert result["offered_per_s"] == book["requests_per_s"] / 2, result
+            assert result["requests_per_s"] <= result["offered_per_s"] * 1.05, result
+        else:
+            assert result["offered_per_s"] == 0, result
     for result in results:
         assert result["errors"] == 0, result
         assert result["requests_per_s"] > 0, result
