@@ -25,6 +25,21 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 30.0
 
 
+def run_module(
+    module: str, *arguments: str | Path, env: dict[str, str] | None = None, timeout: float = 90
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m module arguments`` in the project, as a user would; its output."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, arguments)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,8 +20,8 @@ import pytest
 from app.schemas import FEATURE_EXAMPLE
 from app.settings import ServerSettings
 from tests.clients import http_client
-from tests.deploy.image import PROJECT_ROOT, Image, image_environment, read_image
-from tests.server import Server, launch, stop, wait_until_ready, worker_pids
+from tests.deploy.image import Image, image_environment, read_image
+from tests.server import Server, launch, run_module, stop, wait_until_ready, worker_pids
 from tests.user_models import IN_FLIGHT_DIR_VARIABLE
 
 
@@ -113,15 +112,8 @@ def test_start_to_ready_runs_as_the_readme_gives_it() -> None:
     """`python -m tests.deploy.start_to_ready`, run by hand: none of the tests' APP_
     settings in its environment, one worker, once."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("APP_")}
-    command = ["-m", "tests.deploy.start_to_ready", "--workers", "1", "--repeat", "1"]
-    result = subprocess.run(
-        [sys.executable, *command],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result = run_module(
+        "tests.deploy.start_to_ready", "--workers", "1", "--repeat", "1", env=env, timeout=120
     )
 
     assert result.returncode == 0, result.stderr

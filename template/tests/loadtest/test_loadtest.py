@@ -5,7 +5,6 @@ Each run is a few seconds of a few users, so the figures are rough but real.
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from loadtest.report import README_END, README_START
 from tests.server import (
     PROJECT_ROOT,
     free_port,
+    run_module,
     serving,
 )
 
@@ -24,15 +24,7 @@ def loadtest(
     *arguments: str | Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m loadtest`` as `make loadtest` does, in the project."""
-    return subprocess.run(
-        [sys.executable, "-m", "loadtest", *map(str, arguments)],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+    return run_module("loadtest", *arguments, env=env)
 
 
 MODEL_REFUSALS = {"error prediction_out_of_bounds", "error prediction_not_finite"}
