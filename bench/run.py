@@ -10,8 +10,10 @@ go into virtual environments of their own under build/bench/venvs, with the
 project's scikit-learn. Then each server is started on 127.0.0.1 in turn, alone on
 the machine, warmed up, and driven by wrk with the same one-row request for the
 same time and connections; its memory is read at the end of the run, and every
-process it started is stopped. In-process ``predict_proba`` is the floor of what
-any server can do. The table and the ratios the service is held to are printed,
+process it started is stopped. The service with and without its monitoring, whose
+ratio is the closest one judged, run side by side instead and are driven in turn
+in short slices, so that both see the same machine. In-process ``predict_proba`` is
+the floor of what any server can do. The table and the ratios the service is held to are printed,
 and written to build/bench/results.md and results.json.
 
 Absolute figures move with the machine and what else runs on it, and on a shared
@@ -48,7 +50,13 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build" / "bench"
 LOAD_SCRIPT = Path(__file__).with_name("load.lua")
 HGB_VERSION = "hgb"
-PORTS = {"modelship": 8301, "textbook": 8302, "bentoml": 8303, "mlserver": 8310}
+PORTS = {
+    "modelship": 8301,
+    "textbook": 8302,
+    "bentoml": 8303,
+    "modelship, monitoring off": 8304,
+    "mlserver": 8310,
+}
 PEER_PACKAGES = {
     "bentoml": ["bentoml"],
     # MLServer 1.7's inference workers call asyncio.get_event_loop() with no loop
@@ -301,7 +309,54 @@ def measure(
     connections = connections or args.connections
     drive(server.predict_url, body, args.warmup, connections, offered)
     summary = drive(server.predict_url, body, args.duration, connections, offered)
-    rate = summary["requests"] / (summary["duration_us"] / 1e6)
+    return summarise(server, [summary], model=model, workers=workers, rows=rows,
+                     offered=offered, load=load)  # fmt: skip
+
+
+def alternate(
+    servers: Sequence[tuple[Server, Path]],
+    args: argparse.Namespace,
+    *,
+    model: str,
+    workers: int,
+    slices: int,
+) -> list[Result]:
+    """Servers running side by side, driven in turn: each gets ``args.duration`` seconds
+    of load in ``slices`` slices, the order reversed every slice (A B, B A, ...).
+
+    The machine's speed drifts over minutes; servers compared this way see the same
+    drift, where two runs one after the other do not. An idle server costs nothing."""
+    for server, body in servers:
+        drive(server.predict_url, body, args.warmup, args.connections)
+    summaries: list[list[dict[str, float]]] = [[] for _ in servers]
+    seconds = max(args.duration / slices, 1)
+    for index in range(slices):
+        order = list(enumerate(servers))
+        for position, (server, body) in order if index % 2 == 0 else reversed(order):
+            summaries[position].append(drive(server.predict_url, body, seconds, args.connections))
+    return [
+        summarise(server, parts, model=model, workers=workers)
+        for (server, _), parts in zip(servers, summaries, strict=True)
+    ]
+
+
+def summarise(
+    server: Server,
+    summaries: Sequence[dict[str, float]],
+    *,
+    model: str,
+    workers: int,
+    rows: int = 1,
+    offered: float = 0.0,
+    load: str = "max",
+) -> Result:
+    """One result from one or more wrk runs: the requests/s of all of them together,
+    each latency percentile's median over them."""
+    rate = sum(s["requests"] for s in summaries) / (sum(s["duration_us"] for s in summaries) / 1e6)
+
+    def percentile(key: str) -> float:
+        return statistics.median(s[key] for s in summaries) / 1000
+
     result = Result(
         server=server.name,
         model=model,
@@ -309,10 +364,10 @@ def measure(
         load=load,
         requests_per_s=rate,
         rows_per_s=rate * rows,
-        p50_ms=summary["p50_us"] / 1000,
-        p95_ms=summary["p95_us"] / 1000,
-        p99_ms=summary["p99_us"] / 1000,
-        errors=int(summary["status_errors"] + summary["socket_errors"]),
+        p50_ms=percentile("p50_us"),
+        p95_ms=percentile("p95_us"),
+        p99_ms=percentile("p99_us"),
+        errors=int(sum(s["status_errors"] + s["socket_errors"] for s in summaries)),
         memory_mib=server.memory_mib(),
         start_to_ready_s=server.start_to_ready,
         offered_per_s=offered,
@@ -337,7 +392,7 @@ def modelship(
     route: str = "/v1/predict",
     **env: str,
 ) -> Server:
-    port = PORTS["modelship"]
+    port = PORTS.get(name, PORTS["modelship"])
     return Server(
         name=name,
         command=["sh", "deploy/entrypoint.sh"],
@@ -600,8 +655,11 @@ def report(rounds: list[list[Result]], baseline: dict[str, float], args: argpars
         f"{args.warmup:g} s warm-up, on the same cores; 'half': requests sent on a fixed schedule "
         "(wrk2's way) at half the textbook app's maximum, the same rate to both servers, "
         f"over {2 * args.connections} connections. "
-        f"{len(rounds)} round(s) of every run, one server after another; the table shows "
-        "each run's median round.",
+        f"{len(rounds)} round(s) of every run, one server after another, except modelship "
+        f"with and without monitoring: both running, driven in turn in {args.slices} slices "
+        f"of {args.duration / args.slices:g} s, their order reversed every slice, the "
+        "requests/s of all slices together and each latency percentile's median over them. "
+        "The table shows each run's median round.",
     ]
     return "\n".join(lines)
 
@@ -617,13 +675,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--rounds", type=int, default=3, help="times every run is repeated; medians are judged"
     )
+    parser.add_argument(
+        "--slices",
+        type=int,
+        default=5,
+        help="slices in which servers run side by side are driven in turn",
+    )
     parser.add_argument("--smoke", action="store_true", help="1 s runs, no peers: proves it works")
     parser.add_argument(
         "--peers", default="bentoml,mlserver", help="comma-separated peers to install and run"
     )
     args = parser.parse_args(argv)
     if args.smoke:
-        args.duration, args.warmup, args.peers, args.rounds = 1, 1, "", 1
+        args.duration, args.warmup, args.peers, args.rounds, args.slices = 1, 1, "", 1, 1
     if shutil.which("wrk") is None:
         parser.error("wrk is missing: apt-get install wrk")
     peers = [peer for peer in args.peers.split(",") if peer]
@@ -666,22 +730,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         rounds[-1].append(result)
         return result
 
+    def paired(servers: list[Server], body: object, model_name: str, n: int) -> None:
+        pairs = []
+        try:
+            for server in servers:
+                name = server.name.replace(" ", "-").replace(",", "")
+                pairs.append((server, write_body(server, name, body)))
+                serving(server, name)
+            rounds[-1] += alternate(pairs, args, model=model_name, workers=n, slices=args.slices)
+        finally:
+            for server in servers:
+                server.stop()
+
     for number in range(1, args.rounds + 1):
         if args.rounds > 1:
             log(f"round {number} of {args.rounds}")
         rounds.append([])
         book = session(textbook(project, model, workers), example, "logreg", workers)
-        session(modelship(project, workers, "1.0.0"), example, "logreg", workers)
-        session(
-            modelship(
-                project,
-                workers,
-                "1.0.0",
-                name="modelship, monitoring off",
-                APP_METRICS_ENABLED="false",
-                APP_PREDICTION_LOG_ENABLED="false",
-                APP_LOG_LEVEL="WARNING",
-            ),
+        # With and without monitoring: side by side, in alternating slices (``alternate``).
+        paired(
+            [
+                modelship(project, workers, "1.0.0"),
+                modelship(
+                    project,
+                    workers,
+                    "1.0.0",
+                    name="modelship, monitoring off",
+                    APP_METRICS_ENABLED="false",
+                    APP_PREDICTION_LOG_ENABLED="false",
+                    APP_LOG_LEVEL="WARNING",
+                ),
+            ],
             example,
             "logreg",
             workers,

@@ -3,6 +3,8 @@
 import argparse
 import json
 import sys
+from pathlib import Path
+from typing import Any
 
 from tests.helpers import TEMPLATE_ROOT, succeed
 
@@ -65,10 +67,48 @@ def test_the_table_shows_each_runs_median_round_and_judges_median_ratios() -> No
         [run("textbook FastAPI", 900), run("modelship", 1800)],
     ]
     baseline = {"one_row": 1.0, "batch_1000": 1.0, "parse_1000": 1.0}
-    args = argparse.Namespace(connections=32, duration=10, warmup=3)
+    args = argparse.Namespace(connections=32, duration=10, warmup=3, slices=5)
 
     assert [r.requests_per_s for r in median_results(rounds)] == [1000, 1600]
     table = report(rounds, baseline, args)
     assert (
         "| one row: modelship / textbook FastAPI | 1.60 | 1.60, 1.36, 2.00 | ≥ 1.5 | met |" in table
     )
+
+
+def test_servers_side_by_side_are_driven_in_turn_and_summed(monkeypatch: Any) -> None:
+    import bench.run
+    from bench.servers import Server
+
+    driven: list[tuple[str, float]] = []
+
+    def drive(url: str, body: Path, seconds: float, connections: int) -> dict[str, float]:
+        driven.append((url, seconds))
+        # Server a answers 100 requests a second and b 50; a's p99 rises slice by slice.
+        rate = 100 if url == "a" else 50
+        p99 = 1000 * len(driven)
+        return {
+            "requests": rate * seconds,
+            "duration_us": seconds * 1e6,
+            "p50_us": 500,
+            "p95_us": 900,
+            "p99_us": p99,
+            "status_errors": 0,
+            "socket_errors": 0,
+        }
+
+    monkeypatch.setattr(bench.run, "drive", drive)
+    servers = [
+        (Server(name, [], Path(), "", name, b""), Path(f"{name}.json")) for name in ("a", "b")
+    ]
+    args = argparse.Namespace(warmup=3, duration=10, connections=32)
+
+    a, b = bench.run.alternate(servers, args, model="logreg", workers=2, slices=5)
+
+    # Both warmed up, then five slices of 2 s each, the order reversed every slice.
+    assert driven == [("a", 3), ("b", 3)] + [
+        (url, 2) for pair in ["ab", "ba", "ab", "ba", "ab"] for url in pair
+    ]
+    assert (a.server, a.requests_per_s, b.server, b.requests_per_s) == ("a", 100, "b", 50)
+    # Each latency percentile: the median over the slices (a's slices 3, 6, 7, 10, 11).
+    assert (a.p50_ms, a.p99_ms) == (0.5, 7.0)
