@@ -13,8 +13,8 @@ same time and connections; its memory is read at the end of the run, and every
 process it started is stopped. The service with and without its monitoring, whose
 ratio is the closest one judged, run side by side instead and are driven in turn
 in short slices, so that both see the same machine. In-process ``predict_proba`` is
-the floor of what any server can do. The table and the ratios the service is held to are printed,
-and written to build/bench/results.md and results.json.
+the floor of what any server can do. The table and the ratios the service is held
+to are printed, and written to build/bench/results.md and results.json.
 
 Absolute figures move with the machine and what else runs on it, and on a shared
 virtual machine they drift between runs a minute apart: one round once measured
@@ -50,6 +50,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build" / "bench"
 LOAD_SCRIPT = Path(__file__).with_name("load.lua")
 HGB_VERSION = "hgb"
+HALF_LOAD_CONNECTIONS = 2
+"""The half-load runs' connections, times ``--connections``: a slot of the fixed
+schedule waits only if every connection is waiting for an answer."""
 PORTS = {
     "modelship": 8301,
     "textbook": 8302,
@@ -309,8 +312,9 @@ def measure(
     connections = connections or args.connections
     drive(server.predict_url, body, args.warmup, connections, offered)
     summary = drive(server.predict_url, body, args.duration, connections, offered)
-    return summarise(server, [summary], model=model, workers=workers, rows=rows,
-                     offered=offered, load=load)  # fmt: skip
+    return summarise(
+        server, [summary], model=model, workers=workers, rows=rows, offered=offered, load=load
+    )
 
 
 def alternate(
@@ -654,7 +658,7 @@ def report(rounds: list[list[Result]], baseline: dict[str, float], args: argpars
         f"Load: wrk, 1 thread, {args.connections} connections, {args.duration:g} s after a "
         f"{args.warmup:g} s warm-up, on the same cores; 'half': requests sent on a fixed schedule "
         "(wrk2's way) at half the textbook app's maximum, the same rate to both servers, "
-        f"over {2 * args.connections} connections. "
+        f"over {HALF_LOAD_CONNECTIONS * args.connections} connections. "
         f"{len(rounds)} round(s) of every run, one server after another, except modelship "
         f"with and without monitoring: both running, driven in turn in {args.slices} slices "
         f"of {args.duration / args.slices:g} s, their order reversed every slice, the "
@@ -766,10 +770,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers,
         )
         # Both offered the same fixed rate, half of what the textbook app answered, with
-        # twice the connections: a slot of the schedule waits only if every connection is
-        # waiting for an answer, so a slow server still gets all of its load.
+        # spare connections, so a slow server still gets all of its load.
         half = book.requests_per_s / 2
-        spare = 2 * args.connections
+        spare = HALF_LOAD_CONNECTIONS * args.connections
         session(
             textbook(project, model, workers),
             example,
