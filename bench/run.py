@@ -383,8 +383,13 @@ def summarise(
     return result
 
 
-def serving(server: Server, name: str) -> Server:
-    server.start(BUILD / "logs" / f"{name}.log")
+def file_name(server: Server) -> str:
+    """The server's name as the stem of its log and body files."""
+    return server.name.replace(" ", "-").replace(",", "")
+
+
+def serving(server: Server) -> Server:
+    server.start(BUILD / "logs" / f"{file_name(server)}.log")
     return server
 
 
@@ -479,8 +484,8 @@ def mlserver(venv: Path, model: Path, workers: int) -> Server:
     )
 
 
-def write_body(server: Server, name: str, payload: object) -> Path:
-    path = BUILD / "bodies" / f"{name}.json"
+def write_body(server: Server, payload: object) -> Path:
+    path = BUILD / "bodies" / f"{file_name(server)}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     path.write_bytes(body)
@@ -725,9 +730,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     workers = args.workers
 
     def session(server: Server, body: object, model_name: str, n: int, **kwargs: object) -> Result:
-        path = write_body(server, server.name.replace(" ", "-").replace(",", ""), body)
+        path = write_body(server, body)
         try:
-            serving(server, server.name.replace(" ", "-").replace(",", ""))
+            serving(server)
             result = measure(server, path, args, model=model_name, workers=n, **kwargs)  # type: ignore[arg-type]
         finally:
             server.stop()
@@ -738,9 +743,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         pairs = []
         try:
             for server in servers:
-                name = server.name.replace(" ", "-").replace(",", "")
-                pairs.append((server, write_body(server, name, body)))
-                serving(server, name)
+                pairs.append((server, write_body(server, body)))
+                serving(server)
             rounds[-1] += alternate(pairs, args, model=model_name, workers=n, slices=args.slices)
         finally:
             for server in servers:
