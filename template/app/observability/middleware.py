@@ -8,7 +8,6 @@ https://www.starlette.io/middleware/#limitations
 """
 
 import re
-import secrets
 import time
 from typing import Final
 
@@ -19,6 +18,7 @@ from app.api.errors import error_response
 from app.observability.context import request_id_var
 from app.observability.logging import RequestLines
 from app.observability.observer import Observer
+from app.randomness import random_bytes
 
 REQUEST_ID_HEADER: Final = b"x-request-id"
 TRACEPARENT_HEADER: Final = b"traceparent"
@@ -73,7 +73,7 @@ class RequestContextMiddleware:
         request_id = (
             caller_id.decode("ascii")
             if _VALID_REQUEST_ID.fullmatch(caller_id)
-            else secrets.token_hex(16)
+            else random_bytes(16).hex()
         )
         header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
         traffic = scope["path"] not in self.quiet_paths
