@@ -75,7 +75,7 @@ def prediction_ids(count: int) -> list[str]:
     A UUIDv7 starts with the time in milliseconds, so the prediction log's primary
     key grows at its end. With random ids every insert lands on a random page of an
     index that outgrows SQLite's page cache: writing a row cost 3.5 times as much
-    once the log held 800,000 rows (README.md, "Performance").
+    once the log held 800,000 rows (modelship's README, "Performance").
     """
     stamp = f"{time.time_ns() // 1_000_000:012x}"
     # 10 random bytes a row, taken for the whole request at once.

@@ -11,7 +11,7 @@ same fields and format, straight to the same stream. It is the only line every
 request writes, and in JSON it is built as a dict and serialized by orjson
 directly: 7 µs, against 26 µs through a structlog logger with the processors
 above and 3.5 times that through the standard library's records and handlers
-(README.md, "Performance").
+(modelship's README, "Performance").
 """
 
 import logging
