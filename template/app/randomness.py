@@ -6,10 +6,10 @@ does: with monitoring on, a thread of the prediction log or the drift tally can
 take it then, and the event loop waits up to Python's switch interval (5 ms) to
 get it back, with every request of the worker. Read 4 KiB at a time, the bytes
 are the same ones, from the same source, and one read serves about 150 requests:
-monitoring on went from 0.78 to 0.86 of the throughput with it off (modelship's
-README, "Performance"). Ids are not secrets: callers get them back and the logs keep
-them. Secrets, such as the API keys the service can make, still come from
-``secrets``.
+monitoring on went from 0.78 to 0.86 of the throughput with it off
+(modelship's README, "Performance"). Ids are not secrets: callers get them back
+and the logs keep them. Secrets, such as the API keys the service can make,
+still come from ``secrets``.
 """
 
 import os

@@ -2,8 +2,9 @@
 
 FastAPI parses a JSON body with the standard library's ``json`` module, which
 reads a 1,000-row batch about six times slower than orjson: it was the largest
-single cost of ``/v1/predict/batch`` (modelship's README, "Performance"). Custom request
-and route classes are FastAPI's documented way to change how a body is read:
+single cost of ``/v1/predict/batch`` (modelship's README, "Performance").
+Custom request and route classes are FastAPI's documented way to change how a
+body is read:
 https://fastapi.tiangolo.com/how-to/custom-request-and-route/
 """
 

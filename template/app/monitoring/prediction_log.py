@@ -369,9 +369,10 @@ def insert_into_sqlite(connection: Connection, batch: Sequence[Mapping[str, Any]
     The values are the ones SQLAlchemy would bind: the same text for the times, JSON
     text for the features and the output. Its own insert processes every parameter of
     every row in Python: 15 µs a row of the breast-cancer example, half of what
-    writing the row cost (modelship's README, "Performance"). Many rows a statement, not one:
-    sqlite3 releases the GIL around each statement, and the request thread and this
-    writer handing it to each other cost several times the write.
+    writing the row cost (modelship's README, "Performance"). Many rows a
+    statement, not one: sqlite3 releases the GIL around each statement, and the
+    request thread and this writer handing it to each other cost several times the
+    write.
     """
     values = [
         tuple(
