@@ -8,7 +8,7 @@ import os
 import signal
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,8 @@ def test_every_prediction_is_recorded_with_its_context(
     [
         datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
         datetime(2026, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(2026, 6, 1, 12, 0, 0, 5, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(2026, 6, 1, 12, 0, 0, 5),
     ],
 )
 def test_sqlite_gets_each_time_as_sqlalchemy_would_store_it(
