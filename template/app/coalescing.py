@@ -34,6 +34,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
 from app.errors import PredictionTimeout
@@ -49,6 +51,9 @@ class Answer:
 
     predictions: list[Prediction]
     seconds: float
+    inputs: npt.NDArray[Any] | None = None
+    """The request's rows as the model got them from ``encode_rows``; None for a model
+    that takes a DataFrame. The drift tally counts them without encoding them again."""
 
 
 @dataclass
@@ -208,13 +213,15 @@ class Coalescer:
         started = time.perf_counter()
         self._call_started = time.monotonic()
         try:
-            predictions = predictor.predict(rows)
+            model_input = predictor.encode(rows)
+            predictions = predictor.predict_encoded(model_input)
         finally:
             self._call_started = None
         seconds = time.perf_counter() - started
         if self._observer is not None:
             self._observer.model_called(len(rows), seconds)
-        return Answer(predictions, seconds)
+        inputs = model_input if isinstance(model_input, np.ndarray) else None
+        return Answer(predictions, seconds, inputs)
 
     def _answer(
         self, requests: list[_Waiting], loop: asyncio.AbstractEventLoop | None = None
@@ -249,5 +256,6 @@ class Coalescer:
         start = 0
         for request in requests:
             end = start + len(request.rows)
-            settle(request, Answer(answer.predictions[start:end], answer.seconds))
+            inputs = answer.inputs[start:end] if answer.inputs is not None else None
+            settle(request, Answer(answer.predictions[start:end], answer.seconds, inputs))
             start = end

@@ -177,7 +177,10 @@ class Predictor:
         return encode_rows(rows, self.metadata.features)
 
     def predict(self, rows: Sequence[Mapping[str, Any]]) -> list[Prediction]:
-        model_input = self.encode(rows)
+        return self.predict_encoded(self.encode(rows))
+
+    def predict_encoded(self, model_input: Any) -> list[Prediction]:
+        """Predict rows that ``encode`` gave."""
         if self.metadata.task == "regression":
             return self.postprocess_values(np.asarray(self._estimator.predict(model_input)))
         return self.postprocess(np.asarray(self._estimator.predict_proba(model_input)))

@@ -160,7 +160,7 @@ async def _predict(
         raise
     results = answer.predictions
     if observer is not None:
-        observer.predicted(records, results, answer.seconds)
+        observer.predicted(records, results, answer.seconds, answer.inputs)
     answers = _answers(results)
     prediction_log: PredictionLog | None = request.app.state.prediction_log
     log_rows: list[dict[str, Any]] = []

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 
-from app.features import FeatureSpec, is_missing
+from app.features import FeatureSpec, encode_rows, is_missing
 from app.model import ClassPrediction, Prediction, ValuePrediction
 from app.monitoring.reference import CategoricalReference, NumericReference, Reference
 
@@ -75,10 +76,18 @@ class _FeaturePlan:
     first: int
     missing: int
     """Position of the ``missing`` bin; -1 for a required feature."""
+    boolean: bool
+    """Encoded as 1.0 and 0.0, binned as ``"true"`` and ``"false"``."""
 
 
 def _text(value: object) -> str:
     if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _encoded_text(value: object, boolean: bool) -> str:
+    if boolean:
         return "true" if value else "false"
     return str(value)
 
@@ -90,13 +99,15 @@ class DriftBins:
     for one row, the positions in that list of the bins its values fall in, so a
     metrics backend can keep one counter per position and never build a label
     per request. ``count`` gives the same for many rows at once, feature by
-    feature with NumPy, several times cheaper per row. Only bins that can receive
-    a value are listed: ``missing`` for optional features, ``unseen`` for none (the
+    feature with NumPy, several times cheaper per row, and ``count_encoded`` for
+    rows already encoded by ``encode_rows``. Only bins that can receive a value
+    are listed: ``missing`` for optional features, ``unseen`` for none (the
     API refuses an unknown category before the model sees it; such requests are
     counted as validation errors).
     """
 
     def __init__(self, reference: Reference, features: Sequence[FeatureSpec]) -> None:
+        self.features = tuple(features)
         self.feature_bins: list[tuple[str, str]] = []
         self.feature_reference: list[float] = []
         plans = []
@@ -117,6 +128,7 @@ class DriftBins:
                     positions={name: first + offset for offset, name in enumerate(names)},
                     first=first,
                     missing=first + names.index(MISSING) if feature.optional else -1,
+                    boolean=feature.type == "boolean",
                 )
             )
         self._plans = tuple(plans)
@@ -155,18 +167,25 @@ class DriftBins:
     ) -> tuple[BinCounts, BinCounts]:
         """Rows per position of ``feature_bins``, and predictions per position of
         ``prediction_bins``: what ``row_bins`` and ``prediction_bin`` give, summed."""
+        return self.count_encoded(encode_rows(rows, self.features), predictions)
+
+    def count_encoded(
+        self, inputs: npt.NDArray[Any], predictions: Sequence[Prediction]
+    ) -> tuple[BinCounts, BinCounts]:
+        """What ``count`` gives for the rows ``encode_rows`` turned into ``inputs``."""
         features: Counter[int] = Counter()
-        for plan in self._plans:
-            values = [row.get(plan.name) for row in rows]
+        for plan, column in zip(self._plans, inputs.T, strict=True):
             if plan.edges is None:
-                for value, rows_with_it in Counter(values).items():
+                for value, rows_with_it in Counter(column.tolist()).items():
                     position = (
-                        plan.missing if is_missing(value) else plan.positions.get(_text(value), -1)
+                        plan.missing
+                        if is_missing(value)
+                        else plan.positions.get(_encoded_text(value, plan.boolean), -1)
                     )
                     features[position] += rows_with_it
                 continue
-            # None becomes NaN in a float array, and NaN is missing.
-            numbers = np.array(values, dtype=np.float64)
+            # A missing value is NaN, whatever the feature's type.
+            numbers = column.astype(np.float64, copy=False)
             present = ~np.isnan(numbers)
             _add_bins(features, plan.first, plan.edges, numbers[present])
             features[plan.missing] += len(numbers) - int(np.count_nonzero(present))
@@ -204,11 +223,15 @@ class DriftTally:
     features of the breast-cancer example cost about 36 microseconds a request,
     more than the model call; binning the row alone, value by value, costs 14. So
     ``add`` only keeps the rows and their predictions, and a thread bins what was
-    kept, all rows at once (``DriftBins.count``), and hands the counts to
+    kept, all rows at once (``DriftBins.count_encoded``), and hands the counts to
     ``deliver`` every ``interval`` seconds and when ``flush`` is called (the
     metrics are read, the worker stops). Drift is judged on shares over minutes; a
     count reaches the metrics at most ``interval`` late, and a worker killed
     outright loses at most that much of them.
+
+    Rows come with the matrix ``encode_rows`` made of them for the model, when the
+    model takes one: counting from it saves encoding them again, 3 of the 4 µs a
+    row of the breast-cancer example costs when counted from its fields.
     """
 
     def __init__(
@@ -222,6 +245,7 @@ class DriftTally:
         self._interval = interval
         self._lock = threading.Lock()
         self._rows: list[Mapping[str, Any]] = []
+        self._inputs: list[npt.NDArray[Any]] = []
         self._predictions: list[Prediction] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -230,20 +254,37 @@ class DriftTally:
         self._thread = threading.Thread(target=self._run, name="drift-tally", daemon=True)
         self._thread.start()
 
-    def add(self, rows: Iterable[Mapping[str, Any]], predictions: Iterable[Prediction]) -> None:
-        """Keep ``rows`` and their ``predictions`` to be counted in their bins."""
+    def add(
+        self,
+        rows: Iterable[Mapping[str, Any]],
+        predictions: Iterable[Prediction],
+        inputs: npt.NDArray[Any] | None = None,
+    ) -> None:
+        """Keep ``rows`` and their ``predictions`` to be counted in their bins;
+        ``inputs``, when given, are the rows as ``encode_rows`` gave them."""
         with self._lock:
-            self._rows.extend(rows)
+            if inputs is None:
+                self._rows.extend(rows)
+            else:
+                self._inputs.append(inputs)
             self._predictions.extend(predictions)
 
     def flush(self) -> None:
         """Count what was added since the last flush and hand it to ``deliver``, now."""
         with self._lock:
             rows, self._rows = self._rows, []
+            inputs, self._inputs = self._inputs, []
             predictions, self._predictions = self._predictions, []
-        if not rows and not predictions:
+        if rows:
+            inputs.append(encode_rows(rows, self.bins.features))
+        if not inputs and not predictions:
             return
-        features, outputs = self.bins.count(rows, predictions)
+        matrix = (
+            np.concatenate(inputs)
+            if inputs
+            else np.empty((0, len(self.bins.features)), dtype=np.float64)
+        )
+        features, outputs = self.bins.count_encoded(matrix, predictions)
         if features or outputs:
             self._deliver(features, outputs)
 

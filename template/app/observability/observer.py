@@ -7,6 +7,8 @@ The request middleware, the prediction routes and the error handler call the
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Protocol
 
+import numpy.typing as npt
+
 from app.model import Prediction, Predictor
 from app.schemas import FEATURES
 from app.settings import Settings
@@ -50,9 +52,11 @@ class Observer(Protocol):
         rows: Sequence[Mapping[str, Any]],
         predictions: Sequence[Prediction],
         seconds: float,
+        inputs: npt.NDArray[Any] | None,
     ) -> None:
         """The model answered ``predictions`` for a request's ``rows``, in a call that took
-        ``seconds`` (a call coalescing several requests answers them all at once)."""
+        ``seconds`` (a call coalescing several requests answers them all at once);
+        ``inputs``, when given, are the rows as ``encode_rows`` gave them to the model."""
 
     def rejected(self, errors: Sequence[tuple[str, str]]) -> None:
         """A request failed validation: (field path, pydantic error type) of each error."""

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from app.features import FeatureSpec
+from app.features import FeatureSpec, encode_rows
 from app.model import ClassPrediction, Predictor, ValuePrediction
 from app.monitoring.drift import MISSING, BinCounts, DriftBins, DriftTally, psi, reference_shares
 from app.monitoring.reference import compute_reference, numeric_reference
@@ -163,7 +163,10 @@ def test_a_tally_hands_over_exactly_what_binning_each_row_counts(predictor: Pred
     tally = DriftTally(bins, delivered, interval=3600)
 
     for start in range(0, 50, 7):
-        tally.add(rows[start : start + 7], predictions[start : start + 7])
+        chunk = rows[start : start + 7]
+        # Some with the matrix the model got, as the prediction routes give them.
+        inputs = encode_rows(chunk, FEATURES) if start % 2 else None
+        tally.add(chunk, predictions[start : start + 7], inputs)
     assert delivered.calls == 0  # held back until a flush
     tally.flush()
     tally.flush()  # nothing new: nothing handed over
