@@ -86,12 +86,6 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def _encoded_text(value: object, boolean: bool) -> str:
-    if boolean:
-        return "true" if value else "false"
-    return str(value)
-
-
 class DriftBins:
     """Which bin each value of a row, and each prediction, falls in.
 
@@ -180,7 +174,7 @@ class DriftBins:
                     position = (
                         plan.missing
                         if is_missing(value)
-                        else plan.positions.get(_encoded_text(value, plan.boolean), -1)
+                        else plan.positions.get(_text(bool(value) if plan.boolean else value), -1)
                     )
                     features[position] += rows_with_it
                 continue
@@ -277,14 +271,10 @@ class DriftTally:
             predictions, self._predictions = self._predictions, []
         if rows:
             inputs.append(encode_rows(rows, self.bins.features))
-        if not inputs and not predictions:
+        # Rows and their predictions are added together: no rows, nothing to count.
+        if not inputs:
             return
-        matrix = (
-            np.concatenate(inputs)
-            if inputs
-            else np.empty((0, len(self.bins.features)), dtype=np.float64)
-        )
-        features, outputs = self.bins.count_encoded(matrix, predictions)
+        features, outputs = self.bins.count_encoded(np.concatenate(inputs), predictions)
         if features or outputs:
             self._deliver(features, outputs)
 
