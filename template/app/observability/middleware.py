@@ -154,9 +154,4 @@ class RequestContextMiddleware:
         traceparent = _header(scope, TRACEPARENT_HEADER, _VALID_TRACEPARENT)
         if traceparent is not None:
             fields["traceparent"] = traceparent
-        try:
-            request_lines.write(fields)
-        except (OSError, ValueError) as exc:  # a closed or broken stream
-            # The answer is sent: as with the standard library's handlers, a line that
-            # cannot be written is reported, never turned into a failed request.
-            logger.error("request line not written", error=str(exc))
+        request_lines.write(fields)

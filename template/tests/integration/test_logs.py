@@ -1,7 +1,9 @@
 """The one log line per request: what it holds, and what it never holds."""
 
+import asyncio
 import io
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -12,7 +14,7 @@ from fastapi.testclient import TestClient
 from app.api.deps import get_predictor
 from app.main import create_app
 from app.model import Predictor
-from app.observability.logging import RequestLines
+from app.observability.logging import MAX_PENDING_LINES, RequestLines
 from app.schemas import FEATURE_EXAMPLE, FEATURES
 from app.settings import Settings
 from tests.clients import app_client
@@ -33,8 +35,10 @@ def request_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
 @contextmanager
 def logged(settings: Settings, capsys: pytest.CaptureFixture[str]) -> Iterator[TestClient]:
     """A client of an application created now, in the test: an application writes to
-    the stdout of its creation, and capsys's stdout of a fixture is closed by then."""
-    with app_client(create_app(settings)) as client:
+    the stdout of its creation, and capsys's stdout of a fixture is closed by then.
+    Its request lines are written at once, so a test reads them after each request."""
+    at_once = settings.model_copy(update={"log_flush_ms": 0})
+    with app_client(create_app(at_once)) as client:
         capsys.readouterr()  # start-up lines
         yield client
 
@@ -170,9 +174,58 @@ def test_a_request_line_that_cannot_be_written_fails_no_request(
         lines = printed_lines(capsys)
 
     assert response.status_code == 200
-    assert [line["event"] for line in lines if line["level"] == "error"] == [
-        "request line not written"
-    ]
+    [error] = [line for line in lines if line["level"] == "error"]
+    assert error["event"] == "request lines not written"
+    assert error["lines"] == 1
+
+
+def test_request_lines_wait_to_be_written_together_and_are_all_written_at_shutdown(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    patient = settings.model_copy(update={"log_flush_ms": 10_000})
+    with app_client(create_app(patient)) as client:
+        capsys.readouterr()  # start-up lines
+        ids = [f"client-{n}" for n in range(3)]
+        for request_id in ids:
+            client.post("/v1/predict", json=FEATURE_EXAMPLE, headers={"X-Request-ID": request_id})
+        waiting = request_lines(capsys)
+
+    assert waiting == []
+    assert [line["request_id"] for line in request_lines(capsys)] == ids
+
+
+def test_request_lines_are_written_within_the_flush_interval(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prompt = settings.model_copy(update={"log_flush_ms": 20})
+    with app_client(create_app(prompt)) as client:
+        capsys.readouterr()  # start-up lines
+        client.post("/v1/predict", json=FEATURE_EXAMPLE, headers={"X-Request-ID": "client-5"})
+        written: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 5
+        while not written and time.monotonic() < deadline:
+            time.sleep(0.01)
+            written = request_lines(capsys)
+
+        assert [line["request_id"] for line in written] == ["client-5"]
+
+
+def test_request_lines_are_written_once_enough_of_them_wait() -> None:
+    stream = io.StringIO()
+    lines = RequestLines(stream, "INFO", flush_seconds=60)
+
+    async def write() -> tuple[str, str]:
+        for number in range(MAX_PENDING_LINES):
+            lines.write({"request_id": f"r{number}"})
+            if number == MAX_PENDING_LINES - 2:
+                before = stream.getvalue()
+        return before, stream.getvalue()
+
+    before, after = asyncio.run(write())
+
+    assert before == ""
+    written = [json.loads(line) for line in after.splitlines()]
+    assert [line["request_id"] for line in written] == [f"r{n}" for n in range(MAX_PENDING_LINES)]
 
 
 def test_request_lines_read_as_text_on_a_console(
