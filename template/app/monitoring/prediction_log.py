@@ -86,6 +86,7 @@ LogReader = Callable[[Engine, ArtifactMetadata, Settings, datetime, datetime], R
 """A report read from the log: drift or quality, for one model over [since, until)."""
 
 MAX_RETRY_PAUSE: Final = 10.0
+SQLITE_PAGE_SIZE: Final = 16_384
 PRUNE_EVERY: Final = timedelta(hours=1)
 
 
@@ -123,6 +124,10 @@ def create_log_engine(url: str) -> Engine:
     @event.listens_for(engine, "connect")
     def _pragmas(connection: Any, _record: object) -> None:
         cursor = connection.cursor()
+        # Only a new file takes it: 16 KiB pages rather than 4, fewer writes for the
+        # same rows; writing a row cost 9.4 µs rather than 11 (modelship's README,
+        # "Performance").
+        cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
         # WAL: readers never block the writers of other workers; NORMAL: a commit
         # survives a crash of the process (not of the machine), at a fraction of the cost.
         cursor.execute("PRAGMA journal_mode=WAL")

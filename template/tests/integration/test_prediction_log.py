@@ -6,6 +6,7 @@ Each store runs: a SQLite file and a real PostgreSQL database (tests/databases.p
 
 import os
 import signal
+import sqlite3
 import threading
 import time
 from datetime import UTC, datetime, timedelta, timezone
@@ -15,13 +16,14 @@ from typing import Any
 import httpx2
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Table, select
+from sqlalchemy import Engine, Table, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from app.main import create_app
 from app.model import Predictor
 from app.monitoring.prediction_log import (
+    SQLITE_PAGE_SIZE,
     PredictionLog,
     create_log_engine,
     metadata,
@@ -269,6 +271,32 @@ def test_a_worker_losing_the_race_to_create_the_tables_goes_on(
     with engine.connect() as connection:
         assert connection.execute(select(predictions)).all() == []
     engine.dispose()
+
+
+def pragma(engine: Engine, name: str) -> object:
+    with engine.connect() as connection:
+        return connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+
+
+def test_a_new_sqlite_log_takes_large_pages_and_an_existing_one_keeps_its_own(
+    tmp_path: Path,
+) -> None:
+    new = create_log_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    metadata.create_all(new)
+    with sqlite3.connect(tmp_path / "old.db") as plain:
+        plain.execute("CREATE TABLE kept (n INTEGER)")
+        plain.execute("INSERT INTO kept VALUES (1)")
+    plain.close()
+    old = create_log_engine(f"sqlite:///{tmp_path / 'old.db'}")
+
+    assert pragma(new, "page_size") == SQLITE_PAGE_SIZE
+    assert pragma(new, "journal_mode") == "wal"
+    assert pragma(old, "page_size") == 4096
+    assert pragma(old, "journal_mode") == "wal"
+    with old.connect() as connection:
+        assert connection.exec_driver_sql("SELECT n FROM kept").scalar() == 1
+    new.dispose()
+    old.dispose()
 
 
 def test_old_predictions_are_pruned_with_their_feedback(sqlite_url: str) -> None:
