@@ -228,6 +228,23 @@ def test_request_lines_are_written_once_enough_of_them_wait() -> None:
     assert [line["request_id"] for line in written] == [f"r{n}" for n in range(MAX_PENDING_LINES)]
 
 
+def test_lines_left_waiting_by_a_stopped_event_loop_go_out_with_the_next_one() -> None:
+    stream = io.StringIO()
+    lines = RequestLines(stream, "INFO", flush_seconds=0.3)
+
+    async def write(request_id: str, wait: float) -> None:
+        lines.write({"request_id": request_id})
+        await asyncio.sleep(wait)
+
+    asyncio.run(write("first", 0))
+    left = stream.getvalue()
+    asyncio.run(write("second", 0.6))
+
+    assert left == ""
+    written = [json.loads(line)["request_id"] for line in stream.getvalue().splitlines()]
+    assert written == ["first", "second"]
+
+
 def test_request_lines_read_as_text_on_a_console(
     settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
