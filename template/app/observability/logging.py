@@ -53,9 +53,10 @@ class RequestLines:
     long, or until ``MAX_PENDING_LINES`` wait, and the lines that wait are written to
     the stream at once, as access logs are written by nginx (``access_log ...
     buffer= flush=``) or ASP.NET Core (``W3CLoggerOptions.FlushInterval``, 1 s by
-    default). Under load, a write to the stream for each line cost a worker 8 to 20
-    µs more CPU a request than writing them together, where making a line costs 2
-    (modelship's README, "Performance"). Lines are made and written on the event
+    default). Under load, a write to the stream for each line cost 6 to 8 µs more CPU
+    a request than writing them together in a served worker, and 17 to 23 µs more
+    in-process with sixteen requests in flight; making a line costs 2 (modelship's
+    README, "Performance"). Lines are made and written on the event
     loop's thread. The application calls ``flush`` when it stops; a worker killed
     outright loses at most ``flush_seconds`` of lines.
     """

@@ -33,12 +33,14 @@ def request_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def logged(settings: Settings, capsys: pytest.CaptureFixture[str]) -> Iterator[TestClient]:
+def logged(
+    settings: Settings, capsys: pytest.CaptureFixture[str], flush_ms: float = 0
+) -> Iterator[TestClient]:
     """A client of an application created now, in the test: an application writes to
     the stdout of its creation, and capsys's stdout of a fixture is closed by then.
-    Its request lines are written at once, so a test reads them after each request."""
-    at_once = settings.model_copy(update={"log_flush_ms": 0})
-    with app_client(create_app(at_once)) as client:
+    Its request lines wait up to ``flush_ms``: by default none, so a test reads them
+    after each request."""
+    with app_client(create_app(settings.model_copy(update={"log_flush_ms": flush_ms}))) as client:
         capsys.readouterr()  # start-up lines
         yield client
 
@@ -182,9 +184,7 @@ def test_a_request_line_that_cannot_be_written_fails_no_request(
 def test_request_lines_wait_to_be_written_together_and_are_all_written_at_shutdown(
     settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    patient = settings.model_copy(update={"log_flush_ms": 10_000})
-    with app_client(create_app(patient)) as client:
-        capsys.readouterr()  # start-up lines
+    with logged(settings, capsys, flush_ms=10_000) as client:
         ids = [f"client-{n}" for n in range(3)]
         for request_id in ids:
             client.post("/v1/predict", json=FEATURE_EXAMPLE, headers={"X-Request-ID": request_id})
@@ -197,9 +197,7 @@ def test_request_lines_wait_to_be_written_together_and_are_all_written_at_shutdo
 def test_request_lines_are_written_within_the_flush_interval(
     settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    prompt = settings.model_copy(update={"log_flush_ms": 20})
-    with app_client(create_app(prompt)) as client:
-        capsys.readouterr()  # start-up lines
+    with logged(settings, capsys, flush_ms=20) as client:
         client.post("/v1/predict", json=FEATURE_EXAMPLE, headers={"X-Request-ID": "client-5"})
         written: list[dict[str, Any]] = []
         deadline = time.monotonic() + 5
