@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +133,14 @@ def wait_until_ready(server: Server, base_url: str) -> None:
         time.sleep(0.1)
 
 
+def wait_for(condition: Callable[[], bool], seconds: float = 30) -> None:
+    """Return once ``condition()`` holds; fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"still waiting after {seconds} s"
+        time.sleep(0.01)
+
+
 def worker_pids(master: int) -> list[int]:
     """The live gunicorn workers of ``master``: its child processes, read from /proc."""
     children = []
@@ -144,6 +152,24 @@ def worker_pids(master: int) -> list[int]:
         if int(fields[1]) == master:
             children.append(int(stat.parent.name))
     return children
+
+
+def connections_held(pid: int, port: int) -> int:
+    """How many established connections to ``port`` (IPv4) process ``pid`` holds, read
+    from /proc: its sockets' inodes among the server side of /proc/net/tcp."""
+    established = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port = int(fields[1].rsplit(":", 1)[1], 16)
+        if local_port == port and fields[3] == "01":  # 01: ESTABLISHED
+            established.add(f"socket:[{fields[9]}]")
+    held = 0
+    for descriptor in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            held += str(descriptor.readlink()) in established
+        except OSError:
+            continue  # closed since it was listed
+    return held
 
 
 def json_lines(output: str) -> list[dict[str, Any]]:

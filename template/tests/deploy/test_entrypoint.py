@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,7 +21,15 @@ from app.schemas import FEATURE_EXAMPLE
 from app.settings import ServerSettings
 from tests.clients import http_client
 from tests.deploy.image import Image, image_environment, read_image
-from tests.server import Server, launch, run_module, stop, wait_until_ready, worker_pids
+from tests.server import (
+    Server,
+    launch,
+    run_module,
+    stop,
+    wait_for,
+    wait_until_ready,
+    worker_pids,
+)
 from tests.user_models import IN_FLIGHT_DIR_VARIABLE
 
 
@@ -191,10 +199,3 @@ def test_requests_waiting_together_share_one_model_call(
     assert len({answer.json()["prediction_id"] for answer in answers}) == requests
     calls = len(list(in_flight.iterdir()))
     assert 1 <= calls < requests, f"{calls} model calls for {requests} requests\n{output}"
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"still waiting after {seconds} s"
-        time.sleep(0.01)
