@@ -30,7 +30,25 @@ logger = structlog.stdlib.get_logger("app.worker")
 # Too many open files and the like: the listening socket stays readable, so accepting
 # again at once would spin. Wait this long, then try again.
 ACCEPT_RETRY_SECONDS = 0.1
-_TRANSIENT = {errno.ECONNABORTED, errno.EPROTO, errno.EPERM}
+# A connection that failed before it was accepted, or one a firewall rule refused:
+# take the next one. Linux reports a new connection's network errors from accept(),
+# and accept(2) asks to retry on them.
+_TRANSIENT = {
+    getattr(errno, name)
+    for name in (
+        "ECONNABORTED",
+        "EPERM",
+        "ENETDOWN",
+        "EPROTO",
+        "ENOPROTOOPT",
+        "EHOSTDOWN",
+        "ENONET",
+        "EHOSTUNREACH",
+        "EOPNOTSUPP",
+        "ENETUNREACH",
+    )
+    if hasattr(errno, name)
+}
 
 
 class OneByOneServer:
