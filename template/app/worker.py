@@ -12,7 +12,9 @@ connections on `/v1/predict`, requests/s rose 15 and 18% (means of 10 runs).
 
 The price is per connection, not per request: the accept runs in Python. A client
 that opens a new connection for every request (no keep-alive) got about 14% fewer
-requests/s (modelship's README, "Performance").
+requests/s (modelship's README, "Performance"). gunicorn's TLS (its certfile and
+keyfile settings, unused here: TLS ends at the proxy or ingress) keeps uvicorn's
+own accept.
 """
 
 import asyncio
@@ -68,7 +70,7 @@ class OneByOneServer:
         self._serving = False
         self._starved = False  # out of file descriptors or memory at the last accept
         # The loop keeps only weak references to tasks: kept here until done.
-        self._connecting: set[asyncio.Task[Any]] = set()
+        self._connecting: set[asyncio.Task[None]] = set()
         self.sockets = [sock]
         sock.setblocking(False)
         self._listen()
@@ -84,7 +86,7 @@ class OneByOneServer:
             return  # another worker took it
         except OSError as exc:
             if exc.errno in _TRANSIENT:
-                return
+                return  # that connection is gone; the next, if any, makes it readable
             # The connections stay queued in the listening socket meanwhile.
             if not self._starved:
                 logger.warning(
@@ -100,22 +102,31 @@ class OneByOneServer:
             logger.info("connections accepted again")
             self._starved = False
         connection.setblocking(False)
-        task = self._loop.create_task(
-            self._loop.connect_accepted_socket(self._protocol_factory, connection)
-        )
+        task = self._loop.create_task(self._set_up(connection))
         self._connecting.add(task)
-        task.add_done_callback(self._connected)
+        task.add_done_callback(self._connecting.discard)
         # Let a worker that woke with this one take the next connection.
         os.sched_yield()
+
+    async def _set_up(self, connection: socket.socket) -> None:
+        try:
+            _, protocol = await self._loop.connect_accepted_socket(
+                self._protocol_factory, connection
+            )
+        except Exception as exc:  # the client's problem (a reset, ...): say so, go on
+            connection.close()
+            logger.warning("connection not set up", error=repr(exc))
+            return
+        if not self._serving:
+            # Accepted just before shutdown began, after uvicorn told its connections
+            # to finish: tell this one too, or it would hold the worker up to KEEP_ALIVE.
+            shutdown = getattr(protocol, "shutdown", None)
+            if shutdown is not None:
+                shutdown()
 
     def _resume(self) -> None:
         if self._serving:
             self._listen()
-
-    def _connected(self, task: asyncio.Task[Any]) -> None:
-        self._connecting.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            logger.warning("connection not set up", error=str(exc))
 
     def close(self) -> None:
         """Stop accepting; the connections already open are uvicorn's to close."""
@@ -141,11 +152,13 @@ class BalancedUvicornWorker(UvicornWorker):  # type: ignore[misc]  # gunicorn sh
             ssl: Any = None,
             **kwargs: Any,
         ) -> Any:
-            if sock is None or ssl is not None:
+            # Only gunicorn's listening sockets, without TLS (the service's TLS ends
+            # at the proxy or ingress); anything else is the loop's own.
+            if sock is None or ssl is not None or all(sock is not s for s in self.sockets):
                 return await create_server(protocol_factory, *args, sock=sock, ssl=ssl, **kwargs)
             return OneByOneServer(loop, protocol_factory, sock)
 
         # uvicorn's Server.startup calls loop.create_server(factory, sock=..., ...)
-        # for each socket gunicorn hands over.
+        # for each socket gunicorn hands over (the same objects, but on Windows).
         loop.create_server = one_by_one  # type: ignore[method-assign]
         await super()._serve()
