@@ -71,7 +71,6 @@ class OneByOneServer:
         self._starved = False  # out of file descriptors or memory at the last accept
         # The loop keeps only weak references to tasks: kept here until done.
         self._connecting: set[asyncio.Task[None]] = set()
-        self.sockets = [sock]
         sock.setblocking(False)
         self._listen()
 
