@@ -1,5 +1,7 @@
 """Render each variant, then hold it to its own checks: `make setup`, `make lint`, `make test`."""
 
+import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +147,67 @@ def test_variant_contract_test_tells_a_breaking_change_and_points_to_v2(
         in retyped.stdout
     )
     assert 'prefix "/v2"' in retyped.stdout
+
+
+def _v2_guide(readme: str) -> tuple[str, str]:
+    """The router and the test that the project's README shows for adding a /v2."""
+    start = readme.index("### Add a /v2 beside /v1")
+    section = readme[start : readme.index("\n## ", start)]
+    blocks = re.findall(r"^   ```python\n(.*?)^   ```$", section, flags=re.MULTILINE | re.DOTALL)
+    assert len(blocks) == 2, section
+    router, test = (textwrap.dedent(block) for block in blocks)
+    return router, test
+
+
+def test_variant_readme_guide_adds_a_v2_that_passes_the_checks(
+    variant: Path, project_env: dict[str, str]
+) -> None:
+    """Following the README's "Add a /v2 beside /v1" step by step gives a /v2/predict
+    that passes the project's format, lint, types, its own test and the contract."""
+    router, test = _v2_guide((variant / "README.md").read_text())
+    predict, main = variant / "app" / "api" / "predict.py", variant / "app" / "main.py"
+    recordings = [variant / "tests" / "contract" / "openapi.json"]
+    recordings += [variant / "docs" / "SERVICE_CONTRACT.md", variant / "docs" / "MODEL_CARD.md"]
+    originals = {path: path.read_text() for path in [predict, main, *recordings]}
+    added = [variant / "app" / "api" / "predict_v2.py"]
+    added += [variant / "tests" / "integration" / "test_api_v2.py"]
+    uv = project_env.get("UV", "uv")
+    contract_test = [uv, "run", "pytest", "-q", "tests/contract"]
+    try:
+        # Step 1: rename _predict.
+        assert "async def _predict(" in originals[predict]
+        predict.write_text(re.sub(r"\b_predict\b", "predict_rows", originals[predict]))
+        # Steps 2 and 4: the router and its test, as the README writes them.
+        added[0].write_text(router)
+        added[1].write_text(test)
+        # Step 3: wire it beside /v1, with the same arguments.
+        lines = []
+        for line in originals[main].splitlines(keepends=True):
+            lines.append(line)
+            if "app.include_router(predict.router" in line:
+                lines.append(line.replace("predict.router", "predict_v2.router"))
+        wired = "".join(lines)
+        imports = "from app.api import feedback, health, predict, reports"
+        assert imports in wired
+        main.write_text(wired.replace(imports, imports.replace("predict,", "predict, predict_v2,")))
+
+        succeed([uv, "run", "ruff", "format", "--check", "."], variant, project_env)
+        succeed([uv, "run", "ruff", "check", "."], variant, project_env)
+        succeed([uv, "run", "mypy", "--strict", *map(str, added)], variant, project_env)
+        succeed([uv, "run", "pytest", "-q", str(added[1])], variant, project_env)
+        # Step 5: the contract test sees a path added, and records it on request.
+        unrecorded = run(contract_test, variant, project_env)
+        succeed(["make", "contract-update"], variant, project_env)
+        recorded = run(contract_test, variant, project_env)
+        contract = (variant / "tests" / "contract" / "openapi.json").read_text()
+    finally:
+        for path, text in originals.items():
+            path.write_text(text)
+        for path in added:
+            path.unlink(missing_ok=True)
+
+    assert unrecorded.returncode == 1, unrecorded.stdout
+    assert "make contract-update" in unrecorded.stdout
+    assert recorded.returncode == 0, recorded.stdout
+    assert '"/v2/predict"' in contract
+    assert '"/v1/predict"' in contract
