@@ -80,7 +80,7 @@ def prediction_ids(count: int) -> list[str]:
     """
     stamp = f"{time.time_ns() // 1_000_000:012x}"
     # 10 random bytes a row, taken for the whole request at once, and their version and
-    # variant bits set for all rows in two passes in C: a third of the time of setting
+    # variant bits set for all rows in two passes in C: a fifth of the time of setting
     # them row by row as integers, for a batch of 1,000.
     randomness = bytearray(random_bytes(10 * count))
     randomness[0::10] = randomness[0::10].translate(_VERSION_7)
@@ -130,7 +130,7 @@ def _log_rows(
             "role": "primary",
             "request_id": request_id,
             "features": {k: v for k, v in record.items() if k not in redact} if redact else record,
-            # The answer's own dict, shared: the log's writer only reads it.
+            # The dict the answer copies with its id in front; the writer only reads it.
             "output": output,
             "latency_ms": latency_ms,
         }

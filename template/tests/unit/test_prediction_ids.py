@@ -37,6 +37,7 @@ def test_ids_of_a_batch_are_all_different() -> None:
 
     assert len(set(ids)) == 10_000
     assert all(uuid.UUID(hex=one).version == 7 for one in ids)
+    assert all(uuid.UUID(hex=one).variant == uuid.RFC_4122 for one in ids)
 
 
 def test_no_rows_no_ids() -> None:
