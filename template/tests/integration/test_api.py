@@ -275,6 +275,20 @@ def test_batch_over_the_limit_is_refused_naming_the_limit(small_batch_client: Te
     assert error["details"][0]["field"] == "rows"
 
 
+def test_batch_over_the_limit_is_refused_before_its_rows_are_validated(
+    small_batch_client: TestClient, client: TestClient
+) -> None:
+    # Rows that would each fail validation: the count is refused first, so a huge
+    # batch of junk costs no more than counting it.
+    small = small_batch_client.post("/v1/predict/batch", json={"rows": [{}] * 3})
+    huge = client.post("/v1/predict/batch", json={"rows": [{}] * 20_000})
+
+    assert "3 rows; the limit is 2" in assert_error(small, 413, "batch_too_large")["message"]
+    error = assert_error(huge, 413, "batch_too_large")
+    assert "20000 rows" in error["message"]
+    assert len(error["details"]) == 1
+
+
 def test_batch_at_the_limit_is_accepted(small_batch_client: TestClient) -> None:
     response = small_batch_client.post("/v1/predict/batch", json={"rows": [FEATURE_EXAMPLE] * 2})
 
