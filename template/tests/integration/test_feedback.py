@@ -150,6 +150,41 @@ def test_feedback_is_recorded_once_and_never_replaced(log_settings: Settings) ->
     assert version["labelled"] == 1
 
 
+def test_an_observed_time_with_an_offset_is_kept_as_the_same_moment_in_utc(
+    log_settings: Settings,
+) -> None:
+    with app_client(create_app(log_settings)) as client:
+        answers = predict(client, [FEATURE_EXAMPLE] * 2)
+        sent = [
+            client.post(
+                "/v1/feedback",
+                json={
+                    "prediction_id": answer["prediction_id"],
+                    FIELD: truth(0, answer),
+                    "observed_at": observed_at,
+                },
+            )
+            for answer, observed_at in zip(
+                answers, ["2026-06-01T12:00:00+02:00", "2026-06-01T12:00:00"], strict=True
+            )
+        ]
+        # Sent again: the stored time must equal the one just answered.
+        again = client.post(
+            "/v1/feedback",
+            json={
+                "prediction_id": answers[0]["prediction_id"],
+                FIELD: truth(0, answers[0]),
+                "observed_at": "2026-06-01T10:00:00Z",
+            },
+        )
+
+    assert [response.status_code for response in sent] == [201, 201]
+    assert sent[0].json()["observed_at"] == "2026-06-01T10:00:00Z"
+    assert sent[1].json()["observed_at"] == "2026-06-01T12:00:00Z"  # no offset: UTC
+    assert again.status_code == 200
+    assert again.json()["observed_at"] == "2026-06-01T10:00:00Z"
+
+
 def test_feedback_on_an_unknown_prediction_is_404(log_settings: Settings) -> None:
     with app_client(create_app(log_settings)) as client:
         predict(client, [FEATURE_EXAMPLE])
