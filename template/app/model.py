@@ -441,6 +441,14 @@ def load_predictor(
     refused before any of its code is executed.
     """
     metadata = read_metadata(directory)
+    if metadata.model_version != directory.name:
+        # The folder is what APP_MODEL_VERSION chooses; answers, logs and metrics name
+        # the version in metadata.json: both must say the same.
+        raise ArtifactError(
+            f"{directory / METADATA_FILE} says model_version {metadata.model_version} but "
+            f"its folder is {directory.name}: put the artifact in a folder named after its "
+            "version, or retrain it with `make train`"
+        )
     check_schema(metadata, task, features, class_labels)
     notes = check_library_versions(metadata.library_versions)
     model_path = directory / MODEL_FILE

@@ -51,6 +51,15 @@ def test_intact_artifact_loads_without_notes(artifact: Path) -> None:
     assert load(artifact) == []
 
 
+def test_metadata_naming_another_version_than_its_folder_is_refused(artifact: Path) -> None:
+    edit_metadata(artifact, model_version="2.0.0")
+
+    with pytest.raises(
+        ArtifactError, match=rf"says model_version 2.0.0 but its folder is {artifact.name}"
+    ):
+        load(artifact)
+
+
 def test_missing_model_folder_is_refused(tmp_path: Path) -> None:
     with pytest.raises(
         ArtifactError, match=r"model folder .*nowhere does not exist; run `make train`"
