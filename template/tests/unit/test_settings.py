@@ -167,3 +167,31 @@ def test_an_origin_with_a_path_is_refused(monkeypatch: pytest.MonkeyPatch) -> No
 
     with pytest.raises(ConfigError, match=r"APP_CORS_ORIGINS: .*is not an origin"):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("not a url", "not a database URL"),
+        ("nosuchdb://user:s3cret-pass@db/predictions", "a database SQLAlchemy does not know"),
+        ("mysql://user:s3cret-pass@db/predictions", "the driver of mysql is not installed"),
+    ],
+)
+def test_an_unusable_database_url_is_refused_without_its_password(
+    monkeypatch: pytest.MonkeyPatch, url: str, problem: str
+) -> None:
+    monkeypatch.setenv("APP_DATABASE_URL", url)
+
+    with pytest.raises(
+        ConfigError, match=rf"^invalid setting APP_DATABASE_URL: .*{problem}"
+    ) as info:
+        load_settings()
+
+    assert "s3cret" not in str(info.value)
+
+
+def test_a_database_url_whose_driver_is_installed_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "postgresql+psycopg://user:password@db:5432/predictions"
+    monkeypatch.setenv("APP_DATABASE_URL", url)
+
+    assert load_settings().database_url == url
