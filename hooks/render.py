@@ -32,7 +32,8 @@ def parse_data(pairs: Sequence[str]) -> dict[str, Any]:
 
 
 # Copier casts an answer to its question's type, but lets int("two") escape as a bare
-# "invalid literal for int()" that names no question; check those types first.
+# "invalid literal for int()" that names no question, and int(.inf) or float(10**400)
+# as an OverflowError; check those types first.
 NUMBER_TYPES: dict[str, tuple[type, str]] = {
     "int": (int, "a whole number"),
     "float": (float, "a number"),
@@ -49,7 +50,7 @@ def check_types(data: dict[str, Any]) -> None:
         cast, wanted = NUMBER_TYPES[spec["type"]]
         try:
             cast(answer)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(
                 f"Validation error for question {name!r}: {name} must be {wanted}, got {answer!r}"
             ) from None

@@ -1,15 +1,18 @@
 """A wrong answer is refused with a message that names the question and the problem."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import literal_constants, render
+from tests.helpers import TEMPLATE_ROOT, literal_constants, render
 
 IRIS = {"name": "sepal_length", "type": "float"}
 COLOUR = {"name": "colour", "type": "categorical", "values": ["red", "blue"]}
 CSV = {"dataset": "csv"}
 BINARY = {"dataset": "breast_cancer"}
+REGRESSION = {"dataset": "csv", "task": "regression"}
 
 # (question, wrong answer, what the message says, other answers given with it)
 WRONG_ANSWERS: list[tuple[str, object, str, dict[str, object]]] = [
@@ -47,6 +50,10 @@ WRONG_ANSWERS: list[tuple[str, object, str, dict[str, object]]] = [
         "target_max (-5) must be above target_min (10)",
         {"dataset": "diabetes", "target_min": "10"},
     ),
+    # Numbers too large for a float parse as infinity, which no Python file can hold.
+    ("target_max", "1e999", "target_max must be a finite number, got 1e999", REGRESSION),
+    ("target_min", "-1e999", "target_min must be a finite number, got -1e999", REGRESSION),
+    ("target_min", "1" + "0" * 400, "target_min must be a finite number, got 1000", REGRESSION),
     ("features", "sepal_length", "features must be a non-empty YAML list", CSV),
     ("features", [], "features must be a non-empty YAML list", CSV),
     ("features", ["sepal_length"], "feature 1 is not a mapping", CSV),
@@ -70,6 +77,19 @@ WRONG_ANSWERS: list[tuple[str, object, str, dict[str, object]]] = [
     ),
     ("features", [{**IRIS, "min": "low"}], "min must be a number, not low", CSV),
     ("features", [{**IRIS, "max": True}], "max must be a number, not True", CSV),
+    ("features", [{**IRIS, "min": float("nan")}], "min must be a finite number, not nan", CSV),
+    ("features", [{**IRIS, "min": float("-inf")}], "min must be a finite number, not -inf", CSV),
+    ("features", [{**IRIS, "max": float("inf")}], "max must be a finite number, not inf", CSV),
+    ("features", [{**IRIS, "example": float("nan")}], "example must be a finite number", CSV),
+    ("features", [{**IRIS, "max": 10**400}], "max must be a finite number, not 1000", CSV),
+    ("features", "[{name: x, type: float, min: .nan}]", "min must be a finite number", CSV),
+    ("features", "[{name: x, type: float, max: .inf}]", "max must be a finite number", CSV),
+    (
+        "features",
+        [{"name": "age", "type": "integer", "min": float("nan")}],
+        "feature age: min must be a finite number, not nan",
+        CSV,
+    ),
     (
         "features",
         [{"name": "age", "type": "integer", "example": 3.5}],
@@ -148,6 +168,8 @@ WRONG_ANSWERS: list[tuple[str, object, str, dict[str, object]]] = [
     ),
     ("decision_threshold", 0, "must be between 0 and 1 (exclusive), got 0", BINARY),
     ("decision_threshold", 1.5, "must be between 0 and 1 (exclusive), got 1.5", BINARY),
+    ("decision_threshold", float("nan"), "between 0 and 1 (exclusive), got nan", BINARY),
+    ("decision_threshold", "nan", "between 0 and 1 (exclusive), got nan", BINARY),
     ("workers", 0, "workers must be between 1 and 32, got 0", {}),
     ("workers", 33, "workers must be between 1 and 32, got 33", {}),
     ("workers", 10000, "workers must be between 1 and 32, got 10000", {}),
@@ -155,6 +177,8 @@ WRONG_ANSWERS: list[tuple[str, object, str, dict[str, object]]] = [
     ("latency_p95_ms", 0, "the latency target must be between 1 and 60000 milliseconds", {}),
     ("max_error_rate_pct", -0.5, "max_error_rate_pct must be a percentage between 0 and 100", {}),
     ("max_error_rate_pct", 101, "between 0 and 100, got 101", {}),
+    ("max_error_rate_pct", float("nan"), "between 0 and 100, got nan", {}),
+    ("max_error_rate_pct", "nan", "between 0 and 100, got nan", {}),
     ("loadtest_users", 0, "loadtest_users must be between 1 and 1000 simulated clients, got 0", {}),
     ("loadtest_users", 1001, "loadtest_users must be between 1 and 1000", {}),
     ("loadtest_seconds", 4, "loadtest_seconds must be between 5 and 3600 seconds, got 4", {}),
@@ -207,3 +231,50 @@ def test_optional_parts_of_a_feature_get_sensible_defaults(tmp_path: Path) -> No
     # No upper bound declared for age, none at all for score: the generic one holds.
     assert "ge=18,\n            le=LARGEST_MAGNITUDE,\n" in source
     assert "ge=-LARGEST_MAGNITUDE,\n            le=LARGEST_MAGNITUDE,\n" in source
+
+
+def test_example_between_bounds_near_the_float_limit_is_finite(tmp_path: Path) -> None:
+    # min + max overflows to infinity; the midpoint example must not.
+    project = render(
+        tmp_path / "project",
+        dataset="csv",
+        features=[{"name": "huge", "type": "float", "min": 1.0e308, "max": 1.7e308}],
+    )
+
+    assert literal_constants(project / "app" / "schemas.py")["FEATURE_EXAMPLE"] == {
+        "huge": 1.35e308
+    }
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ("workers=.inf", "workers must be a whole number, got inf"),
+        ("decision_threshold=1" + "0" * 400, "decision_threshold must be a number, got 1000"),
+    ],
+    ids=["workers-inf", "decision_threshold-1e400"],
+)
+def test_render_hook_refuses_a_number_too_large_to_cast_naming_the_question(
+    tmp_path: Path, answer: str, message: str
+) -> None:
+    question = answer.partition("=")[0]
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(TEMPLATE_ROOT / "hooks" / "render.py"),
+            str(tmp_path / "p"),
+            "--defaults",
+            "--data",
+            "dataset=breast_cancer",
+            "--data",
+            answer,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"error: Validation error for question '{question}': {message}")
+    assert not (tmp_path / "p").exists()
