@@ -54,6 +54,17 @@ def window(
                 }
             ]
         ) from None
+    if start >= end:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", "since"),
+                    "msg": f"the window starts at {start.isoformat()}, not before its end "
+                    f"({end.isoformat()}): give a since before until",
+                    "type": "value_error",
+                }
+            ]
+        )
     return start, end
 
 

@@ -67,6 +67,14 @@ def bad_requests() -> list[BadRequest]:
             headers={},
         ),
         BadRequest(
+            "body that is not UTF-8",
+            "/v1/predict",
+            b'{"a": "\xff\xfe"}',
+            400,
+            "invalid_json",
+            "not UTF-8 text",
+        ),
+        BadRequest(
             "deeply nested JSON",
             "/v1/predict/batch",
             ('{"rows": ' + nested + "}").encode(),
@@ -225,6 +233,20 @@ def test_a_report_window_outside_the_calendar_is_refused_naming_the_field(
     assert error["details"][0]["field"] == "query.until"
     assert "years 1 to 9999" in error["message"]
     assert ready.status_code == 200
+
+
+@pytest.mark.parametrize("report", ["/v1/drift", "/v1/quality"])
+def test_a_report_window_that_ends_before_it_starts_is_refused_naming_the_field(
+    server: str, report: str
+) -> None:
+    window = {"since": "2026-01-08T00:00:00Z", "until": "2026-01-01T00:00:00Z"}
+    with http_client(server) as client:
+        response = client.get(report, params=window)
+
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["details"][0]["field"] == "query.since"
+    assert "give a since before until" in error["message"]
 
 
 def test_a_declared_body_over_the_limit_is_refused_before_it_is_sent(server: str) -> None:

@@ -126,6 +126,18 @@ def test_a_window_outside_the_calendar_is_one_clear_line(
     assert json.loads(line)["error"] == "--until: the window reaches outside the years 1 to 9999"
 
 
+def test_a_window_that_ends_before_it_starts_is_one_clear_line(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logged = settings.model_copy(update={"prediction_log_path": tmp_path / "predictions.db"})
+
+    result = report_command(capsys, logged, "--since", "2026-01-08", "--until", "2026-01-01")
+
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert "give a --since before --until" in json.loads(line)["error"]
+
+
 @pytest.mark.parametrize("hours", ["0", "-3", "nan", "inf", "a day"])
 def test_a_window_length_that_is_not_above_zero_is_refused(
     settings: Settings, capsys: pytest.CaptureFixture[str], hours: str
