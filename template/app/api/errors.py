@@ -156,6 +156,12 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
         message = f"no endpoint at {request.url.path[:200]}; the API is described at /docs"
     elif status == 405:
         message = f"{request.method} is not allowed on {request.url.path[:200]}"
+    elif status == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        # What orjson refuses goes to json.loads, which raises this on bytes that are
+        # not UTF-8; FastAPI turns it into a bare 400 too.
+        return error_response(
+            400, "invalid_json", "the request body is not valid JSON: it is not UTF-8 text"
+        )
     elif status == 400 and isinstance(exc.__cause__, RecursionError):
         # FastAPI turns what json.loads raises on deep nesting into a bare 400.
         return error_response(
