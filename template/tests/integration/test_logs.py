@@ -12,11 +12,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.api.deps import get_predictor
+from app.errors import ConfigError
 from app.main import create_app
 from app.model import Predictor
 from app.observability.logging import MAX_PENDING_LINES, RequestLines
 from app.schemas import FEATURE_EXAMPLE, FEATURES
-from app.settings import Settings
+from app.settings import Settings, load_settings
 from tests.clients import app_client
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -274,6 +275,17 @@ def test_payloads_are_logged_only_when_asked_with_redacted_fields_masked(
 def test_redacted_fields_are_read_from_a_comma_separated_variable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("APP_LOG_REDACT", " email, phone ,")
+    first, last = FEATURES[0].name, FEATURES[-1].name
+    monkeypatch.setenv("APP_LOG_REDACT", f" {first}, {last} ,")
 
-    assert Settings().log_redact == frozenset({"email", "phone"})
+    assert Settings().log_redact == frozenset({first, last})
+
+
+def test_a_redacted_field_that_is_not_a_feature_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A typo would hide nothing: the field meant to be hidden would be logged.
+    monkeypatch.setenv("APP_LOG_REDACT", f"{FEATURES[0].name},emial")
+
+    with pytest.raises(ConfigError, match=r"APP_LOG_REDACT: .*emial: not a feature"):
+        load_settings()
