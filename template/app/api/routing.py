@@ -36,6 +36,12 @@ class OrjsonRequest(Request):
                 self._json = json.loads(body)
         return self._json
 
+    @property
+    def json_read(self) -> Any:
+        """The body as ``json()`` read it; None when nothing has read it, as FastAPI
+        does not for an empty body or one that is not sent as JSON."""
+        return getattr(self, "_json", None)
+
 
 class OrjsonRoute(APIRoute):
     """A route that hands its endpoint an ``OrjsonRequest``."""

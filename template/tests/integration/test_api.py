@@ -289,6 +289,20 @@ def test_batch_over_the_limit_is_refused_before_its_rows_are_validated(
     assert len(error["details"]) == 1
 
 
+def test_a_batch_with_no_body_or_one_not_sent_as_json_is_refused_as_such(
+    small_batch_client: TestClient,
+) -> None:
+    rows = json.dumps({"rows": [FEATURE_EXAMPLE] * 3})
+
+    empty = small_batch_client.post("/v1/predict/batch")
+    text = small_batch_client.post(
+        "/v1/predict/batch", content=rows, headers={"content-type": "text/plain"}
+    )
+
+    assert_error(empty, 415, "unsupported_media_type")  # no content type either
+    assert_error(text, 415, "unsupported_media_type")
+
+
 def test_batch_at_the_limit_is_accepted(small_batch_client: TestClient) -> None:
     response = small_batch_client.post("/v1/predict/batch", json={"rows": [FEATURE_EXAMPLE] * 2})
 
