@@ -1,7 +1,7 @@
 """Reports read from the prediction log: drift against the training data, and quality
 against the feedback received."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -14,7 +14,14 @@ from app.api.errors import ERROR_RESPONSES, ErrorEnvelope
 from app.errors import PredictionLogUnavailable
 from app.model import Predictor
 from app.monitoring.drift_report import DriftReport, report_from_log
-from app.monitoring.prediction_log import LogReader, PredictionLog, ReportT, describe_log_error
+from app.monitoring.prediction_log import (
+    LogReader,
+    PredictionLog,
+    ReportT,
+    WindowError,
+    describe_log_error,
+    report_window,
+)
 from app.monitoring.quality import QualityReport, quality_from_log
 from app.settings import Settings
 
@@ -42,30 +49,11 @@ def window(
     hours: float, since: datetime | None, until: datetime | None
 ) -> tuple[datetime, datetime]:
     try:
-        end = (until or datetime.now(UTC)).astimezone(UTC)
-        start = since.astimezone(UTC) if since else end - timedelta(hours=hours)
-    except OverflowError:  # e.g. until=0001-01-01T00:00Z and hours=24
+        return report_window(hours, since, until)
+    except WindowError as exc:
         raise RequestValidationError(
-            [
-                {
-                    "loc": ("query", "until" if until else "since"),
-                    "msg": "the window reaches outside the years 1 to 9999",
-                    "type": "value_error",
-                }
-            ]
+            [{"loc": ("query", exc.bound), "msg": exc.message, "type": "value_error"}]
         ) from None
-    if start >= end:
-        raise RequestValidationError(
-            [
-                {
-                    "loc": ("query", "since"),
-                    "msg": f"the window starts at {start.isoformat()}, not before its end "
-                    f"({end.isoformat()}): give a since before until",
-                    "type": "value_error",
-                }
-            ]
-        )
-    return start, end
 
 
 def prediction_log(request: Request) -> PredictionLog:

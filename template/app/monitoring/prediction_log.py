@@ -85,6 +85,41 @@ ReportT = TypeVar("ReportT")
 LogReader = Callable[[Engine, ArtifactMetadata, Settings, datetime, datetime], ReportT]
 """A report read from the log: drift or quality, for one model over [since, until)."""
 
+
+class WindowError(ServiceError):
+    """A report window that cannot be read; ``bound`` names the one at fault."""
+
+    def __init__(self, bound: str, message: str) -> None:
+        super().__init__(message)
+        self.bound = bound
+
+
+def report_window(
+    hours: float,
+    since: datetime | None,
+    until: datetime | None,
+    names: tuple[str, str] = ("since", "until"),
+) -> tuple[datetime, datetime]:
+    """The [since, until) a report reads, in UTC: ``until`` or now, and ``since`` or
+    ``hours`` before it. The API and the commands share it; ``names`` are what each
+    calls the two bounds, in its errors."""
+    since_name, until_name = names
+    try:
+        end = (until or datetime.now(UTC)).astimezone(UTC)
+        start = since.astimezone(UTC) if since else end - timedelta(hours=hours)
+    except OverflowError:  # e.g. until=0001-01-01T00:00Z and 24 hours
+        raise WindowError(
+            until_name if until else since_name, "the window reaches outside the years 1 to 9999"
+        ) from None
+    if start >= end:
+        raise WindowError(
+            since_name,
+            f"the window starts at {start.isoformat()}, not before its end "
+            f"({end.isoformat()}): give a {since_name} before {until_name}",
+        )
+    return start, end
+
+
 MAX_RETRY_PAUSE: Final = 10.0
 SQLITE_PAGE_SIZE: Final = 16_384
 PRUNE_EVERY: Final = timedelta(hours=1)
