@@ -46,13 +46,14 @@ def test_benchmark_smoke_run_serves_loads_and_prints_every_ratio(
         "monitoring on / off",
         "batch of 1000: modelship rows/s / in-process rows/s",
         "batch of 1000: parsing its JSON alone / in-process predict_proba rows/s",
+        "batch of 1000: writing its rows to the prediction log alone / in-process",
         "start to /ready, 2 workers (s)",
         "start to /ready: modelship / textbook FastAPI (s/s)",
     ):
         assert ratio in output
     assert len(json.loads(RESULTS.read_text())["rounds"]) == 1  # --smoke: one round
     in_process = json.loads(RESULTS.read_text())["in_process"]
-    assert set(in_process) == {"one_row", "batch_1000", "parse_1000"}
+    assert set(in_process) == {"one_row", "batch_1000", "parse_1000", "log_1000"}
     assert all(rate > 0 for rate in in_process.values()), in_process
 
 
@@ -67,7 +68,7 @@ def test_the_table_shows_each_runs_median_round_and_judges_median_ratios() -> No
         [run("textbook FastAPI", 1100, 2.0), run("modelship", 1500, 2.2)],  # 1.36: a slow round
         [run("textbook FastAPI", 900, 3.0), run("modelship", 1800, 2.4)],
     ]
-    baseline = {"one_row": 1.0, "batch_1000": 1.0, "parse_1000": 1.0}
+    baseline = {"one_row": 1.0, "batch_1000": 1.0, "parse_1000": 1.0, "log_1000": 1.0}
     args = argparse.Namespace(connections=32, duration=10, warmup=3, slices=5)
 
     assert [r.requests_per_s for r in median_results(rounds)] == [1000, 1600]
