@@ -10,10 +10,11 @@ import yaml
 
 from tests.helpers import TEMPLATE_ROOT, run, succeed
 
-# examples/iris.yml holds the defaults, whose whole suite runs twice elsewhere:
+# examples/iris.yml holds the defaults, whose whole suite runs elsewhere:
 # tests/test_tutorial.py renders them fresh and runs `make release-check` (format, lint,
 # types, tests, contract, docs, promtool, hadolint, load test), and tests/test_update.py
-# runs `make check` on them after `copier update`. A third run here would only cost time.
+# holds a project updated to them to be the same files. Another run here would only
+# cost time.
 COVERED_ELSEWHERE = {"iris"}
 EXAMPLES = {
     f"example-{path.stem}": yaml.safe_load(path.read_text())
