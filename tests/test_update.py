@@ -237,7 +237,9 @@ def test_an_unmodified_project_updates_without_conflict_and_passes_its_checks(
     )
 
 
-# What is not the project's own: its environment, git's data and tools' caches.
+# What is not the project's own: its environment, git's data and tools' caches. The
+# files are walked rather than listed by git (working_tree_files): a project's
+# .gitignore leaves out artifacts/, which is what an update carries over.
 NOT_THE_PROJECTS = {".venv", ".git", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
 # The time of training, in the artifact's metadata and the model card made from it.
 TRAINED_AT = re.compile(r'^\s*("trained_at": .*|\| Trained at \|.*)$', re.MULTILINE)
