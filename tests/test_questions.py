@@ -190,6 +190,14 @@ WRONG_ANSWERS: list[tuple[str, object, str, dict[str, object]]] = [
     ("auth", "API_KEY", "Invalid choice for 'auth'", {}),
     ("model_version", "../1.0", 'model version "../1.0" must be', {}),
     ("model_version", "1 0", 'model version "1 0" must be', {}),
+    # A YAML block scalar (`name: |`) ends in a line break, which a pattern ending in $
+    # lets through: it would break the line of code or TOML the answer lands on.
+    ("project_slug", "my-svc\n", "must be lowercase letters, digits and single hyphens", {}),
+    ("author_name", "Ada\nLovelace", "the author name must fit on one line", {}),
+    ("author_email", "a@b.co\n", "is not an address like name@example.com", {}),
+    ("author_email", "a\nb@c.co", "is not an address like name@example.com", {}),
+    ("features", [{"name": "abc\n", "type": "float"}], "must be lowercase snake_case", CSV),
+    ("model_version", "1.0.0\n", "must be 1-64 letters, digits, dots", {}),
 ]
 
 
