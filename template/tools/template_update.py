@@ -24,6 +24,8 @@ from typing import Final
 COPIER: Final = "uv tool run --from 'copier>=9.13.0' copier"
 ANSWERS: Final = Path(".copier-answers.yml")
 MARKERS: Final = ("<<<<<<< ", ">>>>>>> ")
+# copier's own dry run: it lists what it would change and writes nothing.
+PRETEND: Final = frozenset({"-n", "--pretend"})
 
 
 class UpdateRefused(Exception):
@@ -149,6 +151,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    if PRETEND.intersection(args.extra):
+        print(
+            "template-update: a dry run (--pretend): copier listed above what it would "
+            "change, and nothing was written; run it again without --pretend to update."
+        )
+        return 0
     after = template_version(project)
     changed = changed_files(project)
     unresolved = conflicts(project, changed)

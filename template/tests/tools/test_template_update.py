@@ -109,6 +109,24 @@ def test_conflict_markers_and_rejected_changes_are_listed_with_how_to_resolve(
     assert "delete the markers" in errors
 
 
+def test_a_dry_run_says_nothing_was_written_and_asks_for_no_follow_up(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The stand-in plays a dry run: it prints and writes nothing to the project.
+    script = tmp_path / "pretend.py"
+    script.write_text("print('Updating to template version 0.2.0')\n")
+    copier = shlex.join([sys.executable, str(script)])
+
+    code = main(["--project", str(project), "--copier", copier, "--", "--pretend"])
+
+    output = capsys.readouterr().out
+    assert code == 0, output
+    assert "a dry run (--pretend)" in output
+    assert "nothing was written" in output
+    assert "->" not in output  # no version change is claimed
+    assert "git commit" not in output
+
+
 def test_a_failing_copier_fails_the_update(
     project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
