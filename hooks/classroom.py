@@ -16,6 +16,7 @@ place only when every student rendered, so a refused roster leaves OUT as it was
 
 import argparse
 import csv
+import io
 import os
 import re
 import resource
@@ -36,7 +37,9 @@ from render import TEMPLATE_ROOT, render
 
 REQUIRED_COLUMNS = ("name", "handle")
 # GitHub's rule for user and organisation names: the handle names a folder and a repository.
-HANDLE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
+HANDLE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}\Z")
+# Questions the required columns answer: the name column is each project's author.
+ANSWERED_BY_COLUMN = {"author_name": "name"}
 DEFAULT_IDENTITY = ("modelship classroom", "classroom@example.invalid")
 # For a template outside git, whose commits have no date.
 FALLBACK_DATE = "2000-01-01T00:00:00+00:00"
@@ -182,7 +185,8 @@ def read_roster(path: Path, questions: dict[str, str]) -> list[Student]:
         raise RosterError(f"roster {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RosterError(f"cannot read roster {path}: {exc}") from None
-    reader = csv.DictReader(text.splitlines())
+    # newline="" as the csv module asks: a quoted cell may hold a line break.
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     columns = [column.strip() for column in reader.fieldnames or []]
     if not columns:
         raise RosterError(f"roster {path} is empty: its first line must name the columns")
@@ -196,17 +200,25 @@ def read_roster(path: Path, questions: dict[str, str]) -> list[Student]:
     duplicated = sorted({column for column in columns if columns.count(column) > 1})
     if duplicated:
         raise RosterError(f"roster {path} has the column {duplicated[0]} twice")
+    answered = [c for c in columns if c in ANSWERED_BY_COLUMN]
+    if answered:
+        raise RosterError(
+            f"roster {path} column {answered[0]} is what the {ANSWERED_BY_COLUMN[answered[0]]} "
+            f"column answers for each student: drop the {answered[0]} column"
+        )
     unknown = [c for c in columns if c not in REQUIRED_COLUMNS and c not in questions]
     if unknown:
+        allowed = sorted(q for q in questions if q not in ANSWERED_BY_COLUMN)
         raise RosterError(
             f"roster {path} column {unknown[0]} is not a question of the template; besides "
-            f"name and handle, a column may be any of: {', '.join(sorted(questions))} "
+            f"name and handle, a column may be any of: {', '.join(allowed)} "
             "(docs/questions.md)"
         )
     students: list[Student] = []
     seen: dict[str, Student] = {}
     for row in reader:
-        line = reader.line_num
+        # Where the row starts: a quoted cell may have carried it over several lines.
+        line = reader.line_num - sum(str(value).count("\n") for value in row.values() if value)
         if None in row:
             raise RosterError(f"roster {path} line {line} has more cells than there are columns")
         cells = {column: (value or "").strip() for column, value in row.items()}
@@ -218,10 +230,14 @@ def read_roster(path: Path, questions: dict[str, str]) -> list[Student]:
         if not HANDLE.match(handle):
             raise RosterError(
                 f"roster {path} line {line}: handle {handle!r} is not a GitHub-like handle "
-                "(1-39 letters, digits or hyphens, not starting with a hyphen)"
+                "(1-39 letters, digits or single hyphens, not starting or ending with one)"
             )
         if not name:
             raise RosterError(f"roster {path} line {line} (handle {handle}): the name is empty")
+        if "\n" in name or "\r" in name:
+            raise RosterError(
+                f"roster {path} line {line} (handle {handle}): the name must fit on one line"
+            )
         earlier = seen.get(handle.casefold())
         if earlier is not None:
             raise RosterError(

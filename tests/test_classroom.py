@@ -212,6 +212,31 @@ def refusal_cases() -> list[tuple[str, str, str, str]]:
             "",
             "error: roster {roster} line 2: handle '../ada' is not a GitHub-like handle",
         ),
+        # GitHub refuses these names, so the guide's `gh repo create` would fail later.
+        (
+            "handle-ending-in-a-hyphen",
+            "name,handle\nAda,ada-\n",
+            "",
+            "error: roster {roster} line 2: handle 'ada-' is not a GitHub-like handle",
+        ),
+        (
+            "handle-with-two-hyphens",
+            "name,handle\nAda,ada--x\n",
+            "",
+            "error: roster {roster} line 2: handle 'ada--x' is not a GitHub-like handle",
+        ),
+        (
+            "author-name-column",
+            "name,handle,author_name\nAda,ada,Zed\n",
+            "",
+            "error: roster {roster} column author_name is what the name column answers",
+        ),
+        (
+            "name-on-two-lines",
+            'name,handle\n"Ada\nLovelace",ada\n',
+            "",
+            "error: roster {roster} line 2 (handle ada): the name must fit on one line",
+        ),
         ("empty-roster", "name,handle,dataset\n", "", "error: roster {roster} lists no students"),
         (
             "refused-answer",
