@@ -22,3 +22,18 @@ def project_env() -> dict[str, str]:
     if uv:
         env["UV"] = uv
     return env
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect a test marked ``variants(...)`` for each variant the mark does not name."""
+    selected, deselected = [], []
+    for item in items:
+        marker = item.get_closest_marker("variants")
+        callspec = getattr(item, "callspec", None)
+        if marker and callspec and callspec.params.get("variant") not in marker.args:
+            deselected.append(item)
+        else:
+            selected.append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
