@@ -27,13 +27,7 @@ def _record(request: Request, body: Feedback, observed: dict[str, object]) -> Re
     log = prediction_log(request)
     engine = log.engine
     now = datetime.now(UTC)
-    observed_at = body.observed_at or now
-    # In UTC, as the log keeps every time: SQLite's columns keep no offset, so 12:00+02:00
-    # kept as given would read back as 12:00 UTC.
-    if observed_at.tzinfo is None:
-        observed_at = observed_at.replace(tzinfo=UTC)
-    else:
-        observed_at = observed_at.astimezone(UTC)
+    observed_at = body.observed_at or now  # in UTC (Feedback's validator)
     try:
         log.ensure_tables()
         try:

@@ -185,6 +185,30 @@ def test_an_observed_time_with_an_offset_is_kept_as_the_same_moment_in_utc(
     assert again.json()["observed_at"] == "2026-06-01T10:00:00Z"
 
 
+@pytest.mark.parametrize(
+    ("observed_at", "message"),
+    [
+        # Year 1 with an offset is year 0 in UTC, which no datetime holds: it was a 500.
+        ("0001-01-01T00:00:00+14:00", "outside the years 1 to 9999"),
+        ("9999-12-31T23:59:59-14:00", "outside the years 1 to 9999"),
+        ("2999-01-01T00:00:00Z", "in the future"),
+    ],
+)
+def test_an_observed_time_outside_the_calendar_or_in_the_future_is_422(
+    settings: Settings, observed_at: str, message: str
+) -> None:
+    with app_client(create_app(settings)) as client:
+        response = client.post(
+            "/v1/feedback",
+            json={"prediction_id": uuid4().hex, FIELD: ANY_OUTCOME, "observed_at": observed_at},
+        )
+
+    assert response.status_code == 422
+    [detail] = response.json()["error"]["details"]
+    assert detail["field"] == "observed_at"
+    assert message in detail["message"]
+
+
 def test_feedback_on_an_unknown_prediction_is_404(log_settings: Settings) -> None:
     with app_client(create_app(log_settings)) as client:
         predict(client, [FEATURE_EXAMPLE])
