@@ -179,14 +179,18 @@ def json_lines(output: str) -> list[dict[str, Any]]:
 
 def one_line_failure(env_overrides: dict[str, str]) -> str:
     """Start the server, expect it to stop by itself before it listens or forks a
-    worker (so it cannot crash-loop), and return its single error line."""
-    server = start_server({"PORT": str(free_port()), **env_overrides})
-    try:
-        server.process.wait(timeout=START_TIMEOUT)
-    finally:
-        if server.process.poll() is None:
-            server.process.kill()
-    output = stop(server)
+    worker (so it cannot crash-loop), leaving nothing in its TMPDIR (where the
+    entrypoint makes the workers' metric folder), and return its single error line."""
+    with tempfile.TemporaryDirectory(prefix="server-tmp-") as scratch:
+        server = start_server({"PORT": str(free_port()), "TMPDIR": scratch, **env_overrides})
+        try:
+            server.process.wait(timeout=START_TIMEOUT)
+        finally:
+            if server.process.poll() is None:
+                server.process.kill()
+        output = stop(server)
+        left = sorted(path.name for path in Path(scratch).iterdir())
+    assert left == [], output
     assert server.process.returncode != 0, output
     assert "Traceback" not in output, output
     assert "Listening at" not in output, output

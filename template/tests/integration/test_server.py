@@ -271,8 +271,12 @@ def test_invalid_setting_stops_start_up_naming_the_variable(model_dir: Path) -> 
     assert error.startswith("invalid setting APP_MAX_BATCH_SIZE:")
 
 
-def test_invalid_worker_count_stops_start_up_naming_the_variable(model_dir: Path) -> None:
-    error = one_line_failure({"APP_MODEL_DIR": str(model_dir), "WEB_CONCURRENCY": "0"})
+# gunicorn reads WEB_CONCURRENCY as it is imported: all but 0 ended in its traceback.
+@pytest.mark.parametrize("workers", ["0", "-2", "two", "2.5", ""])
+def test_invalid_worker_count_stops_start_up_naming_the_variable(
+    model_dir: Path, workers: str
+) -> None:
+    error = one_line_failure({"APP_MODEL_DIR": str(model_dir), "WEB_CONCURRENCY": workers})
 
     assert error.startswith("invalid setting WEB_CONCURRENCY:")
 
