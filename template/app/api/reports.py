@@ -37,7 +37,13 @@ REPORT_RESPONSES = {
 }
 
 Hours = Annotated[
-    float, Query(gt=0, le=24 * 366, description="Window length in hours, ending at `until`.")
+    float,
+    Query(
+        gt=0,
+        le=24 * 366,
+        allow_inf_nan=False,
+        description="Window length in hours, ending at `until`.",
+    ),
 ]
 Since = Annotated[
     AwareDatetime | None, Query(description="Window start (overrides `hours`), ISO 8601.")

@@ -147,3 +147,18 @@ def test_a_window_length_that_is_not_above_zero_is_refused(
     assert result.returncode == 2
     assert "argument --hours:" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("report", ["/v1/drift", "/v1/quality"])
+@pytest.mark.parametrize("hours", ["nan", "inf"])
+def test_a_window_of_no_finite_length_is_refused_as_such(
+    settings: Settings, report: str, hours: str
+) -> None:
+    # NaN compares false with any bound: it was refused as "less than or equal to 8784".
+    with app_client(create_app(settings)) as client:
+        response = client.get(report, params={"hours": hours})
+
+    assert response.status_code == 422
+    [detail] = response.json()["error"]["details"]
+    assert detail["field"] == "query.hours"
+    assert "finite number" in detail["message"]
