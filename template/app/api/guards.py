@@ -1,9 +1,11 @@
 """Pure ASGI guards every request passes before a route sees it: a bound on the
-size of the body and the security headers of every response."""
+size of the body, HEAD answered wherever GET is, and the security headers of every
+response."""
 
 from typing import Final
 
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import error_response
@@ -71,6 +73,41 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, counted_receive, send)
+
+
+class HeadAsGetMiddleware:
+    """Answers HEAD on every GET route as the route answers GET, without the body.
+
+    HTTP expects HEAD wherever GET works (RFC 9110, 9.3.2), and uptime monitors probe
+    with it, but a FastAPI route answers only the methods it declares: HEAD got 405.
+    Declaring HEAD on each route would add a ``head`` operation of each to the
+    OpenAPI document. Here a HEAD request to a path with a GET route is handed to the
+    routes as a GET, in a copy of its scope; the server, which still sees HEAD, sends
+    the status and headers of the answer and leaves out its body, as it does for
+    Starlette's own routes (``/docs``). A HEAD to a path with no GET route goes on as
+    HEAD, and gets the 405 or 404 any other method would.
+
+    The innermost middleware: the others see HEAD, and the route that answered, so
+    the request's log line and metrics have method HEAD and the GET route.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        as_get = {**scope, "method": "GET"}
+        routes = scope["app"].router.routes
+        if not any(route.matches(as_get)[0] is Match.FULL for route in routes):
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self.app(as_get, receive, send)
+        finally:
+            if "route" in as_get:
+                scope["route"] = as_get["route"]
 
 
 class SecurityHeadersMiddleware:

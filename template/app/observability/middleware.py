@@ -148,7 +148,13 @@ class RequestContextMiddleware:
             "status": status,
             "duration_ms": round(seconds * 1000, 3),
         }
-        for key in ("prediction_id", "predictions", "invalid_fields", "payload"):
+        for key in (
+            "prediction_id",
+            "predictions",
+            "invalid_fields",
+            "invalid_field_count",
+            "payload",
+        ):
             if key in state:
                 fields[key] = state[key]
         traceparent = _header(scope, TRACEPARENT_HEADER, _VALID_TRACEPARENT)

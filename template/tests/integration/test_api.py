@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from httpx2 import Response
+from httpx2 import Headers, Response
 
 from app.api.deps import get_predictor
+from app.api.errors import MAX_ERROR_DETAILS, MAX_FIELD_PATH
 from app.main import GC_YOUNG_THRESHOLD, create_app
 from app.model import Predictor
 from app.schemas import FEATURE_EXAMPLE, FEATURES, Features
@@ -252,6 +253,34 @@ def test_invalid_row_of_a_batch_is_named_by_its_position(client: TestClient) -> 
     assert [d["field"] for d in error["details"]] == [f"rows[1].{FIRST.name}"]
 
 
+@pytest.mark.parametrize("unknown", [MAX_ERROR_DETAILS, MAX_ERROR_DETAILS + 1])
+def test_the_first_invalid_fields_are_listed_and_the_message_counts_them_all(
+    client: TestClient, unknown: int
+) -> None:
+    names = [f"unknown_{i}" for i in range(unknown)]
+
+    error = assert_error(
+        client.post("/v1/predict", json={**FEATURE_EXAMPLE, **dict.fromkeys(names, 1)}),
+        422,
+        "validation_failed",
+    )
+
+    assert [d["field"] for d in error["details"]] == names[:MAX_ERROR_DETAILS]
+    assert error["message"].startswith(f"{unknown} fields are invalid, first unknown_0: ")
+    listed_in_part = f"; details lists the first {MAX_ERROR_DETAILS}"
+    assert error["message"].endswith(listed_in_part) == (unknown > MAX_ERROR_DETAILS)
+
+
+def test_an_unknown_field_with_a_long_name_is_named_by_its_beginning(client: TestClient) -> None:
+    name = "x" * 100_000
+
+    response = client.post("/v1/predict", json={**FEATURE_EXAMPLE, name: 1})
+
+    error = assert_error(response, 422, "validation_failed")
+    assert [d["field"] for d in error["details"]] == [name[:MAX_FIELD_PATH] + "..."]
+    assert len(response.content) < 1000
+
+
 def test_empty_batch_is_refused(client: TestClient) -> None:
     error = assert_error(
         client.post("/v1/predict/batch", json={"rows": []}), 422, "validation_failed"
@@ -320,6 +349,37 @@ def test_wrong_method_is_refused_with_the_allowed_one(client: TestClient) -> Non
 
     assert_error(response, 405, "method_not_allowed")
     assert response.headers["allow"] == "POST"
+
+
+def test_head_answers_every_get_route_as_get_does_without_the_body(client: TestClient) -> None:
+    """Uptime monitors probe with HEAD; the OpenAPI document still describes GET only."""
+    paths = client.get("/openapi.json").json()["paths"]
+    get_paths = [path for path, operations in paths.items() if "get" in operations]
+
+    assert {"/health", "/ready", "/v1/model"} <= set(get_paths)
+    assert not [path for path, operations in paths.items() if "head" in operations]
+    for path in [*get_paths, "/docs", "/openapi.json"]:
+        get, head = client.get(path), client.head(path)
+        assert head.status_code == get.status_code, path
+        assert head.content == b"", path
+        assert head.headers["x-request-id"]
+        assert unvarying(head.headers) == unvarying(get.headers), path
+
+
+def unvarying(headers: Headers) -> dict[str, str]:
+    """The headers of a response but those that differ between two answers."""
+    return {k: v for k, v in headers.items() if k not in ("x-request-id", "date")}
+
+
+def test_head_on_a_route_without_get_is_refused_with_the_allowed_method(
+    client: TestClient,
+) -> None:
+    response = client.head("/v1/predict")
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert response.content == b""
+    assert client.head("/v1/nowhere").status_code == 404
 
 
 def test_unexpected_failure_is_a_500_envelope_without_internals(settings: Settings) -> None:

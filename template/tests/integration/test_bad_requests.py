@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from app.api.errors import MAX_ERROR_DETAILS
 from app.main import create_app
 from app.schemas import CLASS_LABELS, FEATURE_EXAMPLE, FEATURES
 from app.settings import Settings
@@ -24,6 +25,9 @@ REQUIRED = next((feature for feature in FEATURES if not feature.optional), FIRST
 NUMBER = next((feature for feature in FEATURES if feature.type in ("float", "integer")), None)
 OUTCOME = {"label": CLASS_LABELS[0]} if CLASS_LABELS else {"value": 1.0}
 UNKNOWN_ID = "0" * 32
+# No feature is named like these.
+UNKNOWN_FIELDS = {f"unknown_{i}": 1 for i in range(20_000)}
+ROW_UNKNOWN_FIELDS = dict(list(UNKNOWN_FIELDS.items())[:20])
 
 
 @dataclass(frozen=True)
@@ -247,6 +251,37 @@ def test_a_report_window_that_ends_before_it_starts_is_refused_naming_the_field(
     error = response.json()["error"]
     assert error["details"][0]["field"] == "query.since"
     assert "give a since before until" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "invalid"),
+    [
+        ("/v1/predict", {**FEATURE_EXAMPLE, **UNKNOWN_FIELDS}, len(UNKNOWN_FIELDS)),
+        (
+            "/v1/predict/batch",
+            {"rows": [{**FEATURE_EXAMPLE, **ROW_UNKNOWN_FIELDS}] * MAX_BATCH_SIZE},
+            len(ROW_UNKNOWN_FIELDS) * MAX_BATCH_SIZE,
+        ),
+    ],
+    ids=["row with 20,000 unknown fields", "full batch with 20 in each row"],
+)
+def test_many_invalid_fields_get_a_short_answer_listing_the_first_and_counting_all(
+    server: str, path: str, body: dict[str, object], invalid: int
+) -> None:
+    """An answer of the same size whatever the number of errors: listed whole, the
+    errors of a body under the size limit made an answer of megabytes."""
+    with http_client(server, timeout=30) as client:
+        response = client.post(path, json=body)
+        ready = client.get("/ready")
+
+    assert response.status_code == 422, response.text[:1000]
+    assert len(response.content) < 16 * 1024
+    error = response.json()["error"]
+    assert error["code"] == "validation_failed"
+    assert len(error["details"]) == MAX_ERROR_DETAILS
+    assert error["message"].startswith(f"{invalid} fields are invalid, first ")
+    assert error["message"].endswith(f"details lists the first {MAX_ERROR_DETAILS}")
+    assert ready.status_code == 200
 
 
 def test_a_declared_body_over_the_limit_is_refused_before_it_is_sent(server: str) -> None:

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.api.deps import get_predictor
+from app.api.errors import MAX_ERROR_DETAILS
 from app.errors import ConfigError
 from app.main import create_app
 from app.model import Predictor
@@ -144,7 +145,40 @@ def test_a_refused_request_logs_field_paths_never_values(
     [line] = [line for line in lines if line["event"] == "request"]
     assert line["status"] == 422
     assert line["invalid_fields"] == [first]
+    assert line["invalid_field_count"] == 1
     assert secret not in json.dumps(lines)
+
+
+def test_a_request_refused_for_many_fields_logs_the_first_and_counts_them_all(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The line stays short whatever the body holds: listed whole, 200,000 unknown
+    fields made a line of 1.9 MB, and Docker splits a line at 16 KiB."""
+    unknown = [f"unknown_{i}" for i in range(20_000)]
+
+    with logged(settings, capsys) as client:
+        client.post("/v1/predict", json={**FEATURE_EXAMPLE, **dict.fromkeys(unknown, 1)})
+        [line] = request_lines(capsys)
+
+    assert line["status"] == 422
+    assert line["invalid_fields"] == unknown[:MAX_ERROR_DETAILS]
+    assert line["invalid_field_count"] == len(unknown)
+    assert len(json.dumps(line)) < 16 * 1024
+
+
+def test_a_head_request_is_logged_as_head_with_the_route_of_get(
+    settings: Settings, capsys: pytest.CaptureFixture[str], model_version: str
+) -> None:
+    with logged(settings, capsys) as client:
+        response = client.head("/v1/model", headers={"X-Request-ID": "monitor-7"})
+        [line] = request_lines(capsys)
+
+    assert response.status_code == 200
+    assert line["request_id"] == "monitor-7" == response.headers["x-request-id"]
+    assert line["method"] == "HEAD"
+    assert line["route"] == "/v1/model"
+    assert line["status"] == 200
+    assert line["model_version"] == model_version
 
 
 def test_probes_are_not_logged(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
