@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from app.errors import ArtifactError, PredictionNotFinite, PredictionOutOfBounds
 from app.features import FeatureSpec, InputFormat, Task, encode_rows, rows_to_frame
-from app.monitoring.reference import Reference
+from app.monitoring.reference import InvalidReference, Reference, check_reference
 from app.schemas import (
     CLASS_LABELS,
     DECISION_THRESHOLD,
@@ -315,6 +315,15 @@ def resolve_artifact_dir(
 
 
 def read_metadata(directory: Path) -> ArtifactMetadata:
+    """The artifact's metadata, its reference statistics checked against its own
+    features and classes."""
+    metadata = parse_metadata(directory)
+    verify_reference(directory, metadata)
+    return metadata
+
+
+def parse_metadata(directory: Path) -> ArtifactMetadata:
+    """The artifact's metadata, each field of the right type; ``read_metadata`` checks more."""
     path = directory / METADATA_FILE
     try:
         text = path.read_text(encoding="utf-8")
@@ -327,10 +336,24 @@ def read_metadata(directory: Path) -> ArtifactMetadata:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "document"
-        raise ArtifactError(
-            f"{path} is not valid artifact metadata ({where}: {first['msg']}); "
-            "retrain the model with `make train`"
-        ) from None
+        raise invalid_metadata(directory, where, first["msg"]) from None
+
+
+def verify_reference(directory: Path, metadata: ArtifactMetadata) -> None:
+    """Refuse reference statistics that do not cover the features and answers of
+    ``metadata``: drift monitoring reads them in every worker and in the drift
+    report, long after start-up, and a gap there would crash them instead."""
+    try:
+        check_reference(metadata.reference, metadata.features, metadata.classes)
+    except InvalidReference as exc:
+        raise invalid_metadata(directory, f"reference.{exc.where}", exc.message) from None
+
+
+def invalid_metadata(directory: Path, where: str, problem: str) -> ArtifactError:
+    return ArtifactError(
+        f"{directory / METADATA_FILE} is not valid artifact metadata ({where}: {problem}); "
+        "retrain the model with `make train`"
+    )
 
 
 def _describe(features: Sequence[FeatureSpec]) -> list[str]:
@@ -440,7 +463,7 @@ def load_predictor(
     Every check that can run without unpickling runs first, so a wrong artifact is
     refused before any of its code is executed.
     """
-    metadata = read_metadata(directory)
+    metadata = parse_metadata(directory)
     if metadata.model_version != directory.name:
         # The folder is what APP_MODEL_VERSION chooses; answers, logs and metrics name
         # the version in metadata.json: both must say the same.
@@ -450,6 +473,9 @@ def load_predictor(
             "version, or retrain it with `make train`"
         )
     check_schema(metadata, task, features, class_labels)
+    # After the schema: a model made for other features or classes is told so, not
+    # that its statistics do not match them.
+    verify_reference(directory, metadata)
     notes = check_library_versions(metadata.library_versions)
     model_path = directory / MODEL_FILE
     if not model_path.is_file():
@@ -498,9 +524,24 @@ def load_shadow_model(
     version = settings.shadow_model_version
     if version is None:
         return None, []
+    # Settings refuse the version APP_MODEL_VERSION names; left unset, the served
+    # version is the only one in the folder, known only once the folder is read.
+    served = resolve_artifact_dir(settings.model_dir, settings.model_version)
     try:
+        directory = resolve_artifact_dir(
+            settings.model_dir, version, setting="APP_SHADOW_MODEL_VERSION"
+        )
+        if directory == served:
+            chosen = (
+                f"APP_MODEL_VERSION is unset and it is the only version in {settings.model_dir}"
+                if settings.model_version is None
+                else "APP_MODEL_VERSION"
+            )
+            raise ArtifactError(
+                f"{version} is the version served ({chosen}): a shadow must be another version"
+            )
         return load_predictor(
-            resolve_artifact_dir(settings.model_dir, version, setting="APP_SHADOW_MODEL_VERSION"),
+            directory,
             task=TASK,
             features=FEATURES,
             class_labels=CLASS_LABELS,

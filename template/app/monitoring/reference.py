@@ -9,6 +9,7 @@ training by definition and fills up when production sends new values.
 
 import math
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,8 @@ from app.features import FeatureSpec, is_missing
 BINS = 10
 SAMPLE_SIZE = 1000
 """Most training values kept per numeric signal, for the drift report's two-sample test."""
+BOOLEAN_CATEGORIES = ("false", "true")
+"""The categories a boolean feature is counted in."""
 
 
 class NumericReference(BaseModel):
@@ -107,7 +110,7 @@ def feature_reference(
         return categorical_reference(values, feature.values)
     if feature.type == "boolean":
         texts = [None if is_missing(v) else ("true" if v else "false") for v in values]
-        return categorical_reference(texts, ("false", "true"))
+        return categorical_reference(texts, BOOLEAN_CATEGORIES)
     return numeric_reference(values)  # type: ignore[arg-type]
 
 
@@ -129,3 +132,97 @@ def compute_reference(
         ),
         scores=numeric_reference(scores) if scores is not None else None,
     )
+
+
+class InvalidReference(ValueError):
+    """Reference statistics drift monitoring cannot use; ``where`` is the field's path."""
+
+    def __init__(self, where: str, message: str) -> None:
+        super().__init__(f"{where}: {message}")
+        self.where = where
+        self.message = message
+
+
+def _share(where: str, value: float) -> None:
+    # NaN fails the comparison too.
+    if not 0.0 <= value <= 1.0:
+        raise InvalidReference(where, f"{value} is not a share from 0 to 1")
+
+
+def _check_numeric(where: str, statistics: NumericReference) -> None:
+    edges = statistics.edges
+    if not all(math.isfinite(edge) for edge in edges):
+        raise InvalidReference(f"{where}.edges", "every edge must be a finite number")
+    # Values are binned by bisection: the edges must rise.
+    if any(lower >= upper for lower, upper in pairwise(edges)):
+        raise InvalidReference(f"{where}.edges", "the edges must be in increasing order")
+    if len(statistics.fractions) != len(edges) + 1:
+        raise InvalidReference(
+            f"{where}.fractions",
+            f"{len(statistics.fractions)} fractions, but {len(edges)} edges make "
+            f"{len(edges) + 1} bins",
+        )
+    for index, fraction in enumerate(statistics.fractions):
+        _share(f"{where}.fractions.{index}", fraction)
+    _share(f"{where}.missing", statistics.missing)
+    if not all(math.isfinite(value) for value in statistics.sample):
+        raise InvalidReference(f"{where}.sample", "every value must be a finite number")
+
+
+def _check_categorical(
+    where: str, statistics: CategoricalReference, categories: Sequence[str], of: str
+) -> None:
+    # A value is counted in its category's bin: one the statistics lack would be
+    # missing from every drift figure, or fail the request that predicted it.
+    if set(statistics.fractions) != set(categories):
+        raise InvalidReference(
+            f"{where}.fractions",
+            f"categories {list(statistics.fractions)}, not {of} {list(categories)}",
+        )
+    for category, fraction in statistics.fractions.items():
+        _share(f"{where}.fractions.{category}", fraction)
+    _share(f"{where}.unseen", statistics.unseen)
+    _share(f"{where}.missing", statistics.missing)
+
+
+def check_reference(
+    reference: Reference, features: Sequence[FeatureSpec], classes: Sequence[str]
+) -> None:
+    """Refuse statistics that do not describe ``features`` and the model's answers
+    (its ``classes``; none for a regressor) in the shape the drift code reads.
+
+    Drift monitoring bins every feature and prediction with them in each worker and
+    in the drift report: a gap there would crash every worker, or the report, long
+    after the artifact was verified. Raises ``InvalidReference``.
+    """
+    if reference.rows < 0:
+        raise InvalidReference("rows", f"{reference.rows} is not a number of rows")
+    names = [feature.name for feature in features]
+    missing = [name for name in names if name not in reference.features]
+    if missing:
+        raise InvalidReference("features", f"no statistics for {', '.join(missing)}")
+    extra = sorted(set(reference.features) - set(names))
+    if extra:
+        raise InvalidReference("features", f"statistics for {', '.join(extra)}, not a feature")
+    for feature in features:
+        where = f"features.{feature.name}"
+        statistics = reference.features[feature.name]
+        numeric = feature.type in ("float", "integer")
+        if numeric != isinstance(statistics, NumericReference):
+            kind = "categorical" if numeric else "numeric"
+            raise InvalidReference(where, f"{kind} statistics for a {feature.type} feature")
+        if isinstance(statistics, NumericReference):
+            _check_numeric(where, statistics)
+        else:
+            categories = feature.values if feature.type == "categorical" else BOOLEAN_CATEGORIES
+            _check_categorical(where, statistics, categories, "the feature's values")
+    if classes:
+        if not isinstance(reference.predictions, CategoricalReference):
+            raise InvalidReference("predictions", "numeric statistics for a classifier's labels")
+        _check_categorical("predictions", reference.predictions, classes, "the model's classes")
+    elif not isinstance(reference.predictions, NumericReference):
+        raise InvalidReference("predictions", "categorical statistics for a regressor's values")
+    else:
+        _check_numeric("predictions", reference.predictions)
+    if reference.scores is not None:
+        _check_numeric("scores", reference.scores)

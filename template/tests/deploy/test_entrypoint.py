@@ -8,6 +8,7 @@ PORT changes, to a free one, so a server already running here cannot interfere.
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -17,12 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from app.schemas import FEATURE_EXAMPLE
+from app.model import METADATA_FILE
+from app.schemas import FEATURE_EXAMPLE, FEATURES
 from app.settings import ServerSettings
 from tests.clients import http_client
 from tests.deploy.image import Image, image_environment, read_image
 from tests.server import (
+    START_TIMEOUT,
     Server,
+    json_lines,
     launch,
     run_module,
     stop,
@@ -114,6 +118,37 @@ def test_image_health_check_passes_against_the_running_service(
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
 
     assert result.returncode == 0, result.stderr
+
+
+def test_image_command_refuses_a_damaged_reference_before_any_worker_boots(
+    image: Image, model_dir: Path, model_version: str, tmp_path: Path
+) -> None:
+    """Each worker builds its drift bins from the reference statistics: the master's
+    check refuses a feature without them, in one line, instead of every worker
+    crashing on it."""
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(model_dir / model_version, artifacts / model_version)
+    metadata = artifacts / model_version / METADATA_FILE
+    document = json.loads(metadata.read_text())
+    del document["reference"]["features"][FEATURES[0].name]
+    metadata.write_text(json.dumps(document))
+    env = image_environment(image, tmp_path / "volume") | {
+        "APP_MODEL_DIR": str(artifacts),
+        "APP_MODEL_VERSION": model_version,
+    }
+
+    server = start_image_command(image, env)
+    try:
+        server.process.wait(timeout=START_TIMEOUT)
+    finally:
+        output = stop(server)
+
+    assert server.process.returncode != 0, output
+    assert "Traceback" not in output, output
+    assert "Booting worker" not in output, output
+    [error] = [record for record in json_lines(output) if record["level"] == "error"]
+    assert error["event"] == "cannot start", output
+    assert "is not valid artifact metadata (reference.features: " in error["error"], output
 
 
 def test_start_to_ready_runs_as_the_readme_gives_it() -> None:

@@ -233,6 +233,20 @@ def test_the_primary_version_as_shadow_stops_start_up_with_one_line(
     assert "a shadow must be another version" in error
 
 
+def test_the_only_version_as_shadow_stops_start_up_when_no_version_is_chosen(
+    model_dir: Path, model_version: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # APP_MODEL_VERSION unset: the only version in the folder is the one served.
+    error = check_failure(
+        capsys,
+        {"APP_MODEL_DIR": str(model_dir), "APP_SHADOW_MODEL_VERSION": model_version},
+    )
+
+    assert error.startswith(f"shadow model (APP_SHADOW_MODEL_VERSION={model_version}): ")
+    assert f"{model_version} is the version served" in error
+    assert "a shadow must be another version" in error
+
+
 def test_a_tampered_shadow_stops_start_up_with_one_line(
     shadow_model_dir: Path, model_version: str, tmp_path: Path
 ) -> None:

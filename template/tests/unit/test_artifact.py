@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,10 @@ from app.model import (
     load_service_model,
     resolve_artifact_dir,
 )
-from app.schemas import TASK
+from app.schemas import CLASS_LABELS, FEATURES, TASK
 from app.settings import Settings
+from tests.commands import run_app
+from tests.server import json_lines
 
 
 @pytest.fixture
@@ -110,6 +113,100 @@ def test_metadata_without_a_required_field_is_refused(artifact: Path) -> None:
 
     with pytest.raises(ArtifactError, match=r"model_sha256: Field required"):
         load(artifact)
+
+
+def edit_reference(artifact: Path, change: Callable[[dict[str, Any]], object]) -> None:
+    """Apply ``change`` to the reference statistics in the artifact's metadata."""
+    reference = json.loads((artifact / METADATA_FILE).read_text())["reference"]
+    change(reference)
+    edit_metadata(artifact, reference=reference)
+
+
+def test_reference_without_a_feature_is_refused(artifact: Path) -> None:
+    name = FEATURES[0].name
+    edit_reference(artifact, lambda reference: reference["features"].pop(name))
+
+    with pytest.raises(
+        ArtifactError,
+        match=rf"is not valid artifact metadata \(reference\.features: no statistics for {name}\)",
+    ):
+        load(artifact)
+
+
+NUMERIC = [feature.name for feature in FEATURES if feature.type in ("float", "integer")]
+
+
+def shorten_fractions(reference: dict[str, Any]) -> None:
+    reference["features"][NUMERIC[0]]["fractions"] = [1]
+
+
+def drop_the_last_class(reference: dict[str, Any]) -> None:
+    reference["predictions"]["fractions"].pop(CLASS_LABELS[-1])
+
+
+def count_values_as_categories(reference: dict[str, Any]) -> None:
+    reference["predictions"] = {"fractions": {"low": 0.5, "high": 0.5}, "unseen": 0, "missing": 0}
+
+
+# Each damage that this schema's reference can have: bins need a numeric feature, and
+# the predictions' statistics are a classifier's classes or a regressor's values.
+DAMAGES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
+    *(
+        [
+            (
+                "fractions of the wrong length",
+                shorten_fractions,
+                rf"reference\.features\.{NUMERIC[0]}\.fractions: 1 fractions, but \d+ edges make "
+                r"\d+ bins",
+            )
+        ]
+        if NUMERIC
+        else []
+    ),
+    (
+        ("a class missing", drop_the_last_class, r"reference\.predictions\.fractions: categories")
+        if CLASS_LABELS
+        else (
+            "categories for a regressor's values",
+            count_values_as_categories,
+            r"reference\.predictions",
+        )
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [(damage, says) for _, damage, says in DAMAGES],
+    ids=[name for name, *_ in DAMAGES],
+)
+def test_reference_the_drift_code_cannot_use_is_refused(
+    artifact: Path, damage: Callable[[dict[str, Any]], None], says: str
+) -> None:
+    edit_reference(artifact, damage)
+
+    with pytest.raises(ArtifactError, match=rf"is not valid artifact metadata \({says}"):
+        load(artifact)
+
+
+def test_check_refuses_a_damaged_reference_with_one_line(
+    artifact: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`python -m app check`, the preflight the server's master runs before any worker
+    starts, stops there: workers would each crash on it building their drift bins."""
+    edit_reference(artifact, lambda reference: reference["features"].pop(FEATURES[0].name))
+
+    result = run_app(
+        capsys,
+        "check",
+        env={"APP_MODEL_DIR": str(artifact.parent), "APP_MODEL_VERSION": artifact.name},
+    )
+
+    assert result.returncode == 1, result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    errors = [record for record in json_lines(result.stdout) if record["level"] == "error"]
+    assert [record["event"] for record in errors] == ["cannot start"], result.stdout
+    assert "is not valid artifact metadata (reference.features: " in errors[0]["error"]
 
 
 def test_changed_model_file_fails_the_sha256_check(artifact: Path) -> None:
