@@ -4,6 +4,7 @@ The request middleware, the prediction routes and the error handler call the
 ``Observer`` in ``app.state.observer`` (when there is one) at each step.
 """
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Protocol
 
@@ -32,6 +33,23 @@ def unseen_category(path: str, error_type: str) -> str | None:
     """The categorical feature a validation error refused an unknown value of, if any."""
     name = field_label(path)
     return name if error_type == "literal_error" and name in _CATEGORICAL else None
+
+
+def rejection_counts(errors: Sequence[tuple[str, str]]) -> tuple[Counter[str], Counter[str]]:
+    """Validation errors, (field path, error type) each, counted by ``field_label``, and
+    those refusing an unknown category counted by feature.
+
+    Counted first, so a metric is updated once per label, not once per error: a body
+    of 200,000 unknown keys spent 0.8 s of its worker on 200,000 updates of one series.
+    """
+    fields: Counter[str] = Counter()
+    unseen: Counter[str] = Counter()
+    for path, error_type in errors:
+        fields[field_label(path)] += 1
+        feature = unseen_category(path, error_type)
+        if feature is not None:
+            unseen[feature] += 1
+    return fields, unseen
 
 
 class Observer(Protocol):
