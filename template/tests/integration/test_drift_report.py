@@ -149,6 +149,18 @@ def test_a_window_length_that_is_not_above_zero_is_refused(
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("bound", ["--since", "--until"])
+def test_a_window_bound_that_is_no_date_is_refused_saying_so(
+    settings: Settings, capsys: pytest.CaptureFixture[str], bound: str
+) -> None:
+    result = report_command(capsys, settings, bound, "last tuesday")
+
+    assert result.returncode == 2
+    # argparse named the parsing function: "invalid _moment value".
+    assert f"argument {bound}: 'last tuesday' is not an ISO 8601 date or time" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("report", ["/v1/drift", "/v1/quality"])
 @pytest.mark.parametrize("hours", ["nan", "inf"])
 def test_a_window_of_no_finite_length_is_refused_as_such(
