@@ -295,6 +295,18 @@ def resolve_artifact_dir(
     versions = available_versions(model_dir)
     if version is None:
         if not versions:
+            # A version folder without its metadata is no model, but `make train` would
+            # not replace it unasked.
+            unfinished = sorted(
+                child.name
+                for child in model_dir.iterdir()
+                if child.is_dir() and not child.name.startswith(".")
+            )
+            if unfinished:
+                raise ArtifactError(
+                    f"model folder {model_dir} holds no trained model: {unfinished[0]} has "
+                    f"no {METADATA_FILE}; restore it, or retrain with `make train FORCE=1`"
+                )
             raise ArtifactError(
                 f"model folder {model_dir} holds no trained model; run `make train`"
             )

@@ -92,6 +92,19 @@ def test_unfinished_training_folder_is_not_a_version(artifact: Path) -> None:
     assert resolve_artifact_dir(artifact.parent, None) == artifact
 
 
+def test_a_version_without_metadata_asks_to_restore_it_or_retrain_over_it(
+    artifact: Path,
+) -> None:
+    # `make train` alone refuses to replace the folder: the message must not send there.
+    (artifact / METADATA_FILE).unlink()
+
+    with pytest.raises(
+        ArtifactError,
+        match=rf"{artifact.name} has no metadata\.json; restore it, or .*`make train FORCE=1`",
+    ):
+        resolve_artifact_dir(artifact.parent, None)
+
+
 def test_missing_metadata_is_refused(artifact: Path) -> None:
     (artifact / METADATA_FILE).unlink()
 
