@@ -174,7 +174,9 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
         raise exc
     status = exc.status_code
     if status == 404:
-        message = f"no endpoint at {request.url.path[:200]}; the API is described at /docs"
+        path = request.url.path
+        slash = " (paths end without a slash)" if len(path) > 1 and path.endswith("/") else ""
+        message = f"no endpoint at {path[:200]}{slash}; the API is described at /docs"
     elif status == 405:
         message = f"{request.method} is not allowed on {request.url.path[:200]}"
     elif status == 400 and isinstance(exc.__cause__, UnicodeDecodeError):

@@ -344,6 +344,17 @@ def test_unknown_path_is_not_found(client: TestClient) -> None:
     assert "/docs" in error["message"]
 
 
+@pytest.mark.parametrize(("method", "path"), [("POST", "/v1/predict/"), ("GET", "/health/")])
+def test_a_trailing_slash_is_not_found_saying_so(
+    client: TestClient, method: str, path: str
+) -> None:
+    # Not a 307 to the path without it: behind a proxy, that could point to plain http.
+    response = client.request(method, path, json=FEATURE_EXAMPLE, follow_redirects=False)
+
+    error = assert_error(response, 404, "not_found")
+    assert "(paths end without a slash)" in error["message"]
+
+
 def test_wrong_method_is_refused_with_the_allowed_one(client: TestClient) -> None:
     response = client.get("/v1/predict")
 
