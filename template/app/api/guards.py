@@ -1,10 +1,13 @@
 """Pure ASGI guards every request passes before a route sees it: a bound on the
-size of the body, HEAD answered wherever GET is, and the security headers of every
-response."""
+size of the body, HEAD answered wherever GET is, browsers' cross-origin checks, and
+the security headers of every response."""
 
 from typing import Final
 
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -108,6 +111,32 @@ class HeadAsGetMiddleware:
         finally:
             if "route" in as_get:
                 scope["route"] = as_get["route"]
+
+
+class EnvelopedCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS handling, a refused preflight answered in the error envelope.
+
+    Starlette refuses a browser's preflight from an origin, or for a method or header,
+    that the settings do not allow with a 400 in plain text ("Disallowed CORS
+    origin"); every other refusal of this service is JSON with a request id.
+    """
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        reason = bytes(response.body).decode()
+        kept = {
+            name: value
+            for name, value in response.headers.items()
+            if name not in ("content-length", "content-type")
+        }
+        return error_response(
+            400,
+            "bad_request",
+            f"{reason}: APP_CORS_ORIGINS lists the origins that may call from a browser",
+            headers=kept,
+        )
 
 
 class SecurityHeadersMiddleware:

@@ -471,7 +471,9 @@ def test_origins_from_the_settings_may_call_from_a_browser(settings: Settings) -
 
     assert preflight.status_code == 200
     assert preflight.headers["access-control-allow-origin"] == allowed
-    assert refused.status_code == 400
+    error = assert_error(refused, 400, "bad_request")
+    assert "Disallowed CORS origin" in error["message"]
+    assert "APP_CORS_ORIGINS" in error["message"]
     assert answer.headers["access-control-allow-origin"] == allowed
     assert answer.headers["access-control-expose-headers"] == "X-Request-ID"
 
