@@ -418,6 +418,11 @@ def check_library_versions(recorded: Mapping[str, str]) -> list[str]:
                 f"metadata.json does not record which {library} version trained the model; "
                 "retrain it with `make train`"
             )
+        if not re.match(r"\d", trained):  # a version starts with its release number
+            raise ArtifactError(
+                f"metadata.json records {library} version {trained!r}, which is no version "
+                "number; retrain the model with `make train`"
+            )
         installed = importlib_metadata.version(library)
         if release_parts(trained)[:parts] != release_parts(installed)[:parts]:
             raise ArtifactError(

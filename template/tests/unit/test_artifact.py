@@ -295,6 +295,17 @@ def test_model_from_another_scikit_learn_minor_version_is_refused(artifact: Path
         load(artifact)
 
 
+def test_a_library_version_that_is_no_version_is_refused(artifact: Path) -> None:
+    # Compared part by part, "banana" was told to be installed: scikit-learn==banana.
+    document = json.loads((artifact / METADATA_FILE).read_text())
+    edit_metadata(
+        artifact, library_versions={**document["library_versions"], "scikit-learn": "banana"}
+    )
+
+    with pytest.raises(ArtifactError, match=r"scikit-learn version 'banana', which is no version"):
+        load(artifact)
+
+
 def test_model_from_another_patch_release_loads_with_a_note(artifact: Path) -> None:
     document = json.loads((artifact / METADATA_FILE).read_text())
     installed = document["library_versions"]["numpy"]
