@@ -161,31 +161,23 @@ def count_values_as_categories(reference: dict[str, Any]) -> None:
     reference["predictions"] = {"fractions": {"low": 0.5, "high": 0.5}, "unseen": 0, "missing": 0}
 
 
-# Each damage that this schema's reference can have: bins need a numeric feature, and
-# the predictions' statistics are a classifier's classes or a regressor's values.
-DAMAGES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
-    *(
-        [
-            (
-                "fractions of the wrong length",
-                shorten_fractions,
-                rf"reference\.features\.{NUMERIC[0]}\.fractions: 1 fractions, but \d+ edges make "
-                r"\d+ bins",
-            )
-        ]
-        if NUMERIC
-        else []
-    ),
-    (
-        ("a class missing", drop_the_last_class, r"reference\.predictions\.fractions: categories")
-        if CLASS_LABELS
-        else (
-            "categories for a regressor's values",
-            count_values_as_categories,
-            r"reference\.predictions",
-        )
-    ),
-]
+def reference_damages() -> list[tuple[str, Callable[[dict[str, Any]], None], str]]:
+    """Each damage this schema's reference can have: bins need a numeric feature, and
+    the predictions' statistics are a classifier's classes or a regressor's values."""
+    damages: list[tuple[str, Callable[[dict[str, Any]], None], str]] = []
+    if NUMERIC:
+        fractions = rf"reference\.features\.{NUMERIC[0]}\.fractions: 1 fractions, but \d+ edges"
+        damages.append(("fractions of the wrong length", shorten_fractions, fractions))
+    if CLASS_LABELS:
+        classes = r"reference\.predictions\.fractions: categories"
+        damages.append(("a class missing", drop_the_last_class, classes))
+    else:
+        values = r"reference\.predictions"
+        damages.append(("categories for a regressor's values", count_values_as_categories, values))
+    return damages
+
+
+DAMAGES = reference_damages()
 
 
 @pytest.mark.parametrize(
@@ -285,11 +277,16 @@ def test_classes_different_from_the_schema_are_refused(artifact: Path) -> None:
         load(artifact)
 
 
-def test_model_from_another_scikit_learn_minor_version_is_refused(artifact: Path) -> None:
+def record_scikit_learn(artifact: Path, version: str) -> None:
+    """Make the metadata say ``version`` of scikit-learn trained the model."""
     document = json.loads((artifact / METADATA_FILE).read_text())
     edit_metadata(
-        artifact, library_versions={**document["library_versions"], "scikit-learn": "0.24.2"}
+        artifact, library_versions={**document["library_versions"], "scikit-learn": version}
     )
+
+
+def test_model_from_another_scikit_learn_minor_version_is_refused(artifact: Path) -> None:
+    record_scikit_learn(artifact, "0.24.2")
 
     with pytest.raises(ArtifactError, match=r"trained with scikit-learn 0\.24\.2 but .* installed"):
         load(artifact)
@@ -297,10 +294,7 @@ def test_model_from_another_scikit_learn_minor_version_is_refused(artifact: Path
 
 def test_a_library_version_that_is_no_version_is_refused(artifact: Path) -> None:
     # Compared part by part, "banana" was told to be installed: scikit-learn==banana.
-    document = json.loads((artifact / METADATA_FILE).read_text())
-    edit_metadata(
-        artifact, library_versions={**document["library_versions"], "scikit-learn": "banana"}
-    )
+    record_scikit_learn(artifact, "banana")
 
     with pytest.raises(ArtifactError, match=r"scikit-learn version 'banana', which is no version"):
         load(artifact)
