@@ -13,8 +13,24 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
-from fastapi import Request, Response
+from fastapi import HTTPException, Request, Response
 from fastapi.routing import APIRoute
+from starlette.types import Scope
+
+
+def _refuse_content_coding(scope: Scope) -> None:
+    """Refuse a compressed body with 415, as RFC 9110 (15.5.16) asks of a server that
+    does not decode its content coding; unread, it was a 400 "not valid JSON"."""
+    coding = next((value for name, value in scope["headers"] if name == b"content-encoding"), None)
+    if coding is None or coding.strip().lower() == b"identity":
+        return
+    shown = coding.decode("latin-1")[:40]
+    raise HTTPException(
+        415,
+        f"the request body is sent with Content-Encoding: {shown}; this service reads "
+        "bodies uncompressed only: send it without Content-Encoding",
+        headers={"Accept-Encoding": "identity"},
+    )
 
 
 class OrjsonRequest(Request):
@@ -29,6 +45,7 @@ class OrjsonRequest(Request):
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
+            _refuse_content_coding(self.scope)
             body = await self.body()
             try:
                 self._json = orjson.loads(body)

@@ -1,6 +1,7 @@
 """Bad requests sent over HTTP to the production server: each is refused with a 4xx
 error envelope naming the problem, and the server stays ready afterwards."""
 
+import gzip
 import json
 import socket
 from collections.abc import Iterator
@@ -59,6 +60,15 @@ def bad_requests() -> list[BadRequest]:
             "unsupported_media_type",
             "Content-Type: application/json",
             headers={"content-type": "text/plain"},
+        ),
+        BadRequest(
+            "compressed body",
+            "/v1/predict",
+            gzip.compress(example.encode()),
+            415,
+            "unsupported_media_type",
+            "Content-Encoding: gzip",
+            headers={**JSON, "content-encoding": "gzip"},
         ),
         BadRequest("empty body", "/v1/predict", b"", 422, "validation_failed", "body is required"),
         BadRequest(
@@ -324,3 +334,22 @@ def read_response_head(connection: socket.socket) -> bytes:
             break
         received += data
     return received
+
+
+def test_a_compressed_body_is_refused_naming_the_coding_read_and_identity_is_accepted(
+    server: str,
+) -> None:
+    body = json.dumps(FEATURE_EXAMPLE).encode()
+    with http_client(server, timeout=30) as client:
+        compressed = client.post(
+            "/v1/predict",
+            content=gzip.compress(body),
+            headers={**JSON, "content-encoding": "gzip"},
+        )
+        plain = client.post(
+            "/v1/predict", content=body, headers={**JSON, "content-encoding": "identity"}
+        )
+
+    assert compressed.status_code == 415, compressed.text
+    assert compressed.headers["accept-encoding"] == "identity"
+    assert plain.status_code == 200, plain.text
