@@ -22,10 +22,17 @@ import errno
 import os
 import socket
 from collections.abc import Callable
-from typing import Any
+from http import HTTPStatus
+from typing import Any, Final
 
 import structlog
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn_worker import UvicornWorker
+
+from app.api.errors import error_response
+from app.api.guards import SECURITY_HEADERS
+from app.observability.context import request_id_var
+from app.randomness import random_bytes
 
 logger = structlog.stdlib.get_logger("app.worker")
 
@@ -137,8 +144,137 @@ class OneByOneServer:
         """uvicorn has waited for its connections by the time it calls this."""
 
 
+# A request's line and headers: what a proxy accepts (nginx: 4 buffers of 8 KiB) and
+# room for large cookies or tokens, with a margin.
+MAX_HEAD_BYTES: Final = 64 * 1024
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, with the bounds on a request's head it lacks.
+
+    httptools sets no limit on the size of a request's headers, and gathers a long
+    header by copying it again for every piece that arrives: one request with a
+    200 MB header, sent before any key is checked, kept its worker busy until
+    gunicorn killed it (80 MB took 9 s). Nor does uvicorn bound how long a request's
+    headers may take, so connections that never finish one stay open and hold a file
+    descriptor each. Here the line and headers of a request are refused with 431 once
+    they pass ``MAX_HEAD_BYTES``, and with 408 when they are not complete
+    ``header_timeout`` seconds after the connection opened or its last answer was
+    sent (``HEADER_TIMEOUT``, which ``deploy/gunicorn_conf.py`` sets here); a
+    connection that sent nothing by then is closed without an answer, as an idle one
+    is after ``KEEP_ALIVE``.
+
+    Bytes are counted as they arrive, before httptools gathers them: the pieces of a
+    head up to the blank line that ends it. The bytes of a pipelined request that
+    arrive with the end of the one before it are not counted, so such a request may
+    pass the bound by at most that one piece.
+    """
+
+    header_timeout: float = 10.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_head = True
+        self._head_bytes = 0
+        self._tail = b""  # the last bytes of the head so far: its end may span two pieces
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            end = (self._tail + data[:3]).find(b"\r\n\r\n")
+            if end < 0:
+                end = data.find(b"\r\n\r\n")
+                end = len(data) if end < 0 else end + 4
+            else:
+                end = end + 4 - len(self._tail)
+            self._head_bytes += end
+            self._tail = data[-3:]
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._refuse(
+                    431,
+                    "request_header_too_large",
+                    f"the request line and headers are larger than {MAX_HEAD_BYTES} bytes",
+                )
+                return
+        super().data_received(data)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._cancel_head_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        # What arrives next is the next request's head.
+        self._in_head = True
+        self._head_bytes = 0
+        self._tail = b""
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # uvicorn armed its keep-alive timer: no request is waiting or in flight.
+        if self.timeout_keep_alive_task is not None:
+            self._arm_head_timer()
+
+    def _arm_head_timer(self) -> None:
+        self._cancel_head_timer()
+        self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if not self._in_head or self.transport.is_closing():
+            return
+        if self._head_bytes == 0:
+            self.transport.close()
+            return
+        self._refuse(
+            408,
+            "request_timeout",
+            f"the request line and headers did not arrive within {self.header_timeout:g} s "
+            "(HEADER_TIMEOUT)",
+        )
+
+    def _refuse(self, status: int, code: str, message: str) -> None:
+        """Answer ``status`` in the error envelope, log it, and close the connection."""
+        request_id = random_bytes(16).hex()
+        token = request_id_var.set(request_id)
+        try:
+            response = error_response(status, code, message)
+        finally:
+            request_id_var.reset(token)
+        headers = [
+            *response.raw_headers,
+            *SECURITY_HEADERS,
+            (b"x-request-id", request_id.encode("ascii")),
+            (b"connection", b"close"),
+        ]
+        head = b"".join(b"%s: %s\r\n" % header for header in headers)
+        status_line = b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode())
+        self.transport.write(status_line + head + b"\r\n" + bytes(response.body))
+        self.transport.close()
+        logger.warning(
+            "request refused", request_id=request_id, status=status, code=code, error=message
+        )
+
+
 class BalancedUvicornWorker(UvicornWorker):  # type: ignore[misc]  # gunicorn ships no types
-    """uvicorn's worker, serving its plain TCP sockets with ``OneByOneServer``."""
+    """uvicorn's worker, serving its plain TCP sockets with ``OneByOneServer``, each
+    connection with ``BoundedHttpToolsProtocol``."""
+
+    CONFIG_KWARGS: Final = {**UvicornWorker.CONFIG_KWARGS, "http": BoundedHttpToolsProtocol}
 
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,10 +105,15 @@ def serving_env(model_dir: Path, model_version: str, workers: int) -> dict[str, 
 
 
 @contextmanager
-def serving(model_dir: Path, model_version: str, workers: int = 1) -> Iterator[str]:
+def serving(
+    model_dir: Path,
+    model_version: str,
+    workers: int = 1,
+    env_overrides: Mapping[str, str] | None = None,
+) -> Iterator[str]:
     """The production command serving ``model_version`` of ``model_dir``: its base URL,
     once ready; the server is stopped on leaving, whatever happened."""
-    env = serving_env(model_dir, model_version, workers)
+    env = {**serving_env(model_dir, model_version, workers), **(env_overrides or {})}
     base_url = f"http://127.0.0.1:{env['PORT']}"
     server = start_server(env)
     try:

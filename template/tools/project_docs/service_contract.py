@@ -12,6 +12,7 @@ from typing import Any
 from app.api.errors import STATUS_BY_ERROR
 from app.observability.middleware import MAX_REQUEST_ID
 from app.settings import ServerSettings, Settings
+from app.worker import MAX_HEAD_BYTES
 
 OpenAPI = Mapping[str, Any]
 BATCH_BODY = '`{"rows": [...]}`'
@@ -253,6 +254,13 @@ def limits() -> str:
             504,
         ),
         ("X-Request-ID length", f"{MAX_REQUEST_ID} characters", "", 431),
+        ("request line and headers", f"{MAX_HEAD_BYTES // 1024} KiB", "", 431),
+        (
+            "request line and headers arrive within",
+            f"{_default(ServerSettings, 'header_timeout')} s",
+            "`HEADER_TIMEOUT`",
+            408,
+        ),
         (
             "idle connection kept open",
             f"{_default(ServerSettings, 'keep_alive')} s",

@@ -1,0 +1,159 @@
+"""The production server's bounds on a request's line and headers, over raw sockets:
+past either the request gets the error envelope and its connection is closed, and
+the worker goes on serving. The server gets them only after the API key's check
+would, so without them one request with an endless header could hold a worker."""
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from app.worker import MAX_HEAD_BYTES
+from tests.clients import http_client
+from tests.server import serving
+
+HEADER_TIMEOUT = 2
+PIECE = 4096
+
+
+@pytest.fixture(scope="module")
+def server(model_dir: Path, model_version: str) -> Iterator[str]:
+    overrides = {"HEADER_TIMEOUT": str(HEADER_TIMEOUT)}
+    with serving(model_dir, model_version, env_overrides=overrides) as base_url:
+        yield base_url
+
+
+def connect(server: str) -> socket.socket:
+    address = urlsplit(server)
+    assert address.hostname is not None
+    assert address.port is not None
+    return socket.create_connection((address.hostname, address.port), timeout=HEADER_TIMEOUT + 10)
+
+
+def send_in_pieces(connection: socket.socket, data: bytes) -> None:
+    """Send ``data`` a piece at a time, so the server reads it in many pieces."""
+    for start in range(0, len(data), PIECE):
+        connection.sendall(data[start : start + PIECE])
+        time.sleep(0.002)
+
+
+def read_until_closed(connection: socket.socket) -> bytes:
+    answer = b""
+    while chunk := connection.recv(65536):
+        answer += chunk
+    return answer
+
+
+def read_answer(connection: socket.socket) -> bytes:
+    """One answer on a connection kept open: its head, then its Content-Length of body."""
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += connection.recv(65536)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    length = int(
+        next(
+            line.split(b":", 1)[1]
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+    )
+    while len(body) < length:
+        body += connection.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def error_of(answer: bytes) -> tuple[int, dict[str, str], dict[str, Any]]:
+    """The status, headers and error envelope of one raw answer."""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in header_lines)
+    return int(status_line.split()[1]), headers, json.loads(body)["error"]
+
+
+def head_of(size: int) -> bytes:
+    """A GET of /health whose line and headers take ``size`` bytes."""
+    start = b"GET /health HTTP/1.1\r\nHost: test\r\nConnection: close\r\nX-Pad: "
+    return start + b"a" * (size - len(start) - 4) + b"\r\n\r\n"
+
+
+def assert_still_ready(server: str) -> None:
+    with http_client(server) as client:
+        assert client.get("/ready").status_code == 200
+
+
+def test_headers_within_the_bound_are_answered_whether_sent_whole_or_in_pieces(
+    server: str,
+) -> None:
+    request = head_of(MAX_HEAD_BYTES)
+    with connect(server) as whole:
+        whole.sendall(request)
+        whole_answer = read_until_closed(whole)
+    with connect(server) as in_pieces:
+        send_in_pieces(in_pieces, request)
+        pieces_answer = read_until_closed(in_pieces)
+
+    assert whole_answer.startswith(b"HTTP/1.1 200 "), whole_answer[:200]
+    assert pieces_answer.startswith(b"HTTP/1.1 200 "), pieces_answer[:200]
+
+
+def test_headers_past_the_bound_get_431_and_the_connection_is_closed(server: str) -> None:
+    with connect(server) as connection:
+        send_in_pieces(connection, head_of(MAX_HEAD_BYTES + 2 * PIECE)[: MAX_HEAD_BYTES + PIECE])
+        answer = read_until_closed(connection)
+    status, headers, error = error_of(answer)
+
+    assert status == 431
+    assert error["code"] == "request_header_too_large"
+    assert str(MAX_HEAD_BYTES) in error["message"]
+    assert error["request_id"] == headers["x-request-id"]
+    assert headers["connection"] == "close"
+    assert_still_ready(server)
+
+
+def test_headers_trickling_in_get_408_once_header_timeout_has_passed(server: str) -> None:
+    """A byte at a time, well within KEEP_ALIVE each: the bound is on the whole head."""
+    started = time.monotonic()
+    with connect(server) as connection:
+        for byte in b"POST /v1/predict HTTP/1.1\r\nHost: test\r\n":
+            try:
+                connection.sendall(bytes([byte]))
+            except OSError:
+                break  # closed by the server: its answer waits to be read
+            time.sleep(0.25)
+        answer = read_until_closed(connection)
+    waited = time.monotonic() - started
+    status, _, error = error_of(answer)
+
+    assert status == 408
+    assert error["code"] == "request_timeout"
+    assert "HEADER_TIMEOUT" in error["message"]
+    assert HEADER_TIMEOUT <= waited < HEADER_TIMEOUT + 3
+    assert_still_ready(server)
+
+
+def test_a_connection_that_sends_nothing_is_closed_without_an_answer(server: str) -> None:
+    started = time.monotonic()
+    with connect(server) as connection:
+        answer = read_until_closed(connection)
+
+    assert answer == b""
+    assert HEADER_TIMEOUT <= time.monotonic() - started < HEADER_TIMEOUT + 3
+
+
+def test_each_request_on_a_kept_alive_connection_gets_header_timeout_afresh(
+    server: str,
+) -> None:
+    request = b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n"
+    with connect(server) as connection:
+        answers = []
+        for _ in range(3):
+            connection.sendall(request)
+            answers.append(read_answer(connection))
+            time.sleep(HEADER_TIMEOUT * 0.6)
+
+    assert all(answer.startswith(b"HTTP/1.1 200 ") for answer in answers), answers
