@@ -11,10 +11,13 @@ from typing import Any, Final, Protocol
 import numpy.typing as npt
 
 from app.model import Prediction, Predictor
-from app.schemas import FEATURES
+from app.schemas import FEATURES, Feedback
 from app.settings import Settings
 
-_FIELD_NAMES: Final = frozenset(feature.name for feature in FEATURES) | {"body", "rows"}
+# The fields of every request body: the features, a batch's rows, and feedback's.
+_FIELD_NAMES: Final = (
+    frozenset(feature.name for feature in FEATURES) | {"body", "rows"} | set(Feedback.model_fields)
+)
 _CATEGORICAL: Final = frozenset(
     feature.name for feature in FEATURES if feature.type == "categorical"
 )
