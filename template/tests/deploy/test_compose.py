@@ -44,7 +44,8 @@ def test_api_is_built_from_the_dockerfile_and_reads_env_file(compose: dict[str, 
 
     assert api["build"]["dockerfile"] == "deploy/Dockerfile"
     assert api["env_file"] == [{"path": ".env", "required": False}]
-    assert api["ports"] == [f"{read_image().env['PORT']}:{read_image().env['PORT']}"]
+    port = read_image().env["PORT"]
+    assert api["ports"] == [f"127.0.0.1:{port}:{port}"]
 
 
 def test_every_service_started_has_a_health_check(compose: dict[str, Any]) -> None:
@@ -81,13 +82,21 @@ def test_configuration_files_exist(compose: dict[str, Any]) -> None:
 def test_published_ports_are_documented(compose: dict[str, Any]) -> None:
     header = COMPOSE_FILE.read_text().split("\nname:", 1)[0]
     documented = {int(port) for port in re.findall(r"^#\s+(\d+)\s", header, re.MULTILINE)}
-    published = {
-        int(port.split(":")[0])
+    published = [
+        port.split(":")
         for service in compose["services"].values()
         for port in service.get("ports", [])
-    }
+    ]
 
-    assert published == documented
+    assert {int(host_port) for _, host_port, _ in published} == documented
+
+
+def test_ports_are_published_on_the_loopback_address_only(compose: dict[str, Any]) -> None:
+    """Docker publishes a port without an address on every interface of the machine,
+    and Prometheus and Alertmanager ask no login."""
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), (name, port)
 
 
 def test_api_gets_longer_to_stop_than_requests_get_to_finish(compose: dict[str, Any]) -> None:

@@ -146,18 +146,42 @@ def dockerignore_excludes(path: str) -> bool:
     return excluded
 
 
+SECRET_PATHS = [
+    ".env",
+    ".env.production",
+    "app/.env",
+    "artifacts/.env.local",
+    "server.key",
+    "deploy/tls/server.key",
+    "app/certs/client.pem",
+    "secrets/api-keys.txt",
+    "deploy/secrets/database-password",
+]
+
+
+def test_git_leaves_out_the_secrets_the_image_leaves_out(tmp_path: Path) -> None:
+    """With the project's .gitignore, in a repository of its own: git's rules, by git."""
+    (tmp_path / ".gitignore").write_text((PROJECT_ROOT / ".gitignore").read_text())
+    for path in [*SECRET_PATHS, ".env.example"]:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("x\n")
+    subprocess.run(["git", "init", "--quiet"], cwd=tmp_path, check=True)
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    addable = {line[3:] for line in status.splitlines()}
+
+    assert addable == {".gitignore", ".env.example"}
+
+
 @pytest.mark.parametrize(
     "path",
     [
-        ".env",
-        ".env.production",
-        "app/.env",
-        "artifacts/.env.local",
-        "server.key",
-        "deploy/tls/server.key",
-        "app/certs/client.pem",
-        "secrets/api-keys.txt",
-        "deploy/secrets/database-password",
+        *SECRET_PATHS,
         ".venv/bin/python",
         ".git",
         ".git/HEAD",
