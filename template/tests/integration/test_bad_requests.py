@@ -15,7 +15,7 @@ from app.api.errors import MAX_ERROR_DETAILS
 from app.main import create_app
 from app.schemas import CLASS_LABELS, FEATURE_EXAMPLE, FEATURES
 from app.settings import Settings
-from tests.clients import http_client
+from tests.clients import CALLER_HEADERS, http_client
 from tests.server import serving
 
 JSON = {"content-type": "application/json"}
@@ -29,6 +29,8 @@ UNKNOWN_ID = "0" * 32
 # No feature is named like these.
 UNKNOWN_FIELDS = {f"unknown_{i}": 1 for i in range(20_000)}
 ROW_UNKNOWN_FIELDS = dict(list(UNKNOWN_FIELDS.items())[:20])
+# The caller's headers, for requests written on a raw socket.
+CALLER_LINES = "".join(f"{name}: {value}\r\n" for name, value in CALLER_HEADERS.items()).encode()
 
 
 @dataclass(frozen=True)
@@ -301,7 +303,8 @@ def test_a_declared_body_over_the_limit_is_refused_before_it_is_sent(server: str
     with socket.create_connection((address.hostname, address.port), timeout=10) as connection:
         connection.sendall(
             b"POST /v1/predict/batch HTTP/1.1\r\nHost: test\r\n"
-            b"Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n{"
+            + CALLER_LINES
+            + b"Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n{"
         )
         head = read_response_head(connection)
 
@@ -316,7 +319,8 @@ def test_a_streamed_body_is_refused_once_it_crosses_the_limit(server: str) -> No
     with socket.create_connection((address.hostname, address.port), timeout=10) as connection:
         connection.sendall(
             b"POST /v1/predict/batch HTTP/1.1\r\nHost: test\r\n"
-            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + CALLER_LINES
+            + b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
         )
         # One chunk more than the limit, and never the last, empty chunk.
         for _ in range(MAX_BODY_BYTES // len(chunk) + 1):
