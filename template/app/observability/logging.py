@@ -43,8 +43,16 @@ def _json(event: dict[str, Any], default: Callable[[Any], Any]) -> str:
     return orjson.dumps(event, default=default, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+def request_level(status: int) -> str:
+    """The level of a request's line: ``error`` for a 5xx answer, ``warning`` for a
+    4xx, ``info`` otherwise; so a service logging at WARNING still says which
+    requests it refused or failed."""
+    return "error" if status >= 500 else "warning" if status >= 400 else "info"
+
+
 class RequestLines:
-    """Writes the one line per request to ``stream``, if ``level`` lets INFO through.
+    """Writes the one line per request to ``stream``, if ``level`` lets its level
+    (``request_level``) through.
 
     In JSON the line is a dict written by orjson, with the keys every other line has;
     on a console it goes through ``console``, structlog's readable renderer, at once.
@@ -68,7 +76,7 @@ class RequestLines:
         console: FilteringBoundLogger | None = None,
         flush_seconds: float = 0.0,
     ) -> None:
-        self.enabled = logging.getLevelName(level) <= logging.INFO
+        self._threshold: int = logging.getLevelName(level)
         self._stream = stream
         self._console = console
         self._flush_seconds = flush_seconds
@@ -76,18 +84,23 @@ class RequestLines:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_loop: asyncio.AbstractEventLoop | None = None
 
-    def write(self, fields: dict[str, object]) -> None:
-        """Write the line, or queue it, if ``enabled`` (which callers check first, before
-        gathering ``fields``). A stream that cannot take it is reported, never raised."""
+    def enabled(self, level: str) -> bool:
+        """Whether a line at ``level`` is written; callers check it before gathering
+        the line's fields."""
+        return bool(_LEVELS[level] >= self._threshold)
+
+    def write(self, fields: dict[str, object], level: str = "info") -> None:
+        """Write the line at ``level``, or queue it, if ``enabled(level)``, which callers
+        check first. A stream that cannot take it is reported, never raised."""
         if self._console is not None:
             try:
-                self._console.info("request", **fields)
+                getattr(self._console, level)("request", **fields)
             except (OSError, ValueError) as exc:  # a closed or broken stream
                 _not_written(1, exc)
             return
         line = {
             "timestamp": datetime.now(UTC),
-            "level": "info",
+            "level": level,
             "logger": REQUEST_LOGGER,
             "event": "request",
             **fields,
@@ -125,6 +138,7 @@ class RequestLines:
             _not_written(len(lines), exc)
 
 
+_LEVELS: Final = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 MAX_PENDING_LINES: Final = 256
 """Request lines that may wait to be written; one more and they are written at once."""
 

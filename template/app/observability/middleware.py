@@ -11,12 +11,13 @@ import re
 import time
 from typing import Final
 
+import orjson
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import error_response
 from app.observability.context import request_id_var
-from app.observability.logging import RequestLines
+from app.observability.logging import RequestLines, request_level
 from app.observability.observer import Observer
 from app.randomness import random_bytes
 
@@ -28,6 +29,8 @@ MAX_REQUEST_ID: Final = 128
 _VALID_REQUEST_ID: Final = re.compile(rb"[A-Za-z0-9._:-]{1,%d}" % MAX_REQUEST_ID)
 # https://www.w3.org/TR/trace-context/#traceparent-header-field-values
 _VALID_TRACEPARENT: Final = re.compile(rb"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+# Error envelopes are a few KB at most (50 details); a longer answer is not read.
+MAX_ERROR_BODY: Final = 64 * 1024
 # Probes would drown the request log; whoever calls them sees the outcome anyway.
 PROBES: Final = frozenset({"/health", "/ready"})
 
@@ -93,11 +96,15 @@ class RequestContextMiddleware:
         if model_version is not None:
             context["model_version"] = model_version
 
+        error_body = b""  # an error answer's envelope, for the code its line gives
+
         async def send_with_request_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, error_body
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), header]
+            elif status is not None and status >= 400 and len(error_body) < MAX_ERROR_BODY:
+                error_body += message.get("body", b"")
             await send(message)
 
         token = request_id_var.set(request_id)
@@ -127,18 +134,24 @@ class RequestContextMiddleware:
                     if observer is not None:
                         observer.request_finished(scope["method"], route, status or 500, seconds)
                     if traffic:
-                        self._log(scope, context, route, status or 500, seconds)
+                        self._log(scope, context, route, status or 500, seconds, error_body)
         finally:
             request_id_var.reset(token)
 
     @staticmethod
     def _log(
-        scope: Scope, context: dict[str, object], route: str, status: int, seconds: float
+        scope: Scope,
+        context: dict[str, object],
+        route: str,
+        status: int,
+        seconds: float,
+        error_body: bytes,
     ) -> None:
         """The request's one canonical line: its ``context`` (request id, model version)
-        first, then what the routes left in its state."""
+        first, then what the routes left in its state, and an error answer's code."""
         request_lines: RequestLines = scope["app"].state.request_lines
-        if not request_lines.enabled:
+        level = request_level(status)
+        if not request_lines.enabled(level):
             return
         state = scope.get("state", {})
         fields: dict[str, object] = {
@@ -157,7 +170,21 @@ class RequestContextMiddleware:
         ):
             if key in state:
                 fields[key] = state[key]
+        code = _error_code(error_body) if error_body else None
+        if code is not None:
+            fields["code"] = code
         traceparent = _header(scope, TRACEPARENT_HEADER, _VALID_TRACEPARENT)
         if traceparent is not None:
             fields["traceparent"] = traceparent
-        request_lines.write(fields)
+        request_lines.write(fields, level)
+
+
+def _error_code(body: bytes) -> str | None:
+    """The ``code`` of an error envelope, if ``body`` is one."""
+    try:
+        envelope = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    error = envelope.get("error") if isinstance(envelope, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from app.api.deps import get_predictor
 from app.api.errors import MAX_ERROR_DETAILS
-from app.errors import ConfigError
+from app.errors import ConfigError, ModelNotReady
 from app.main import create_app
 from app.model import Predictor
 from app.observability.logging import MAX_PENDING_LINES, RequestLines
@@ -188,14 +188,44 @@ def test_probes_are_not_logged(settings: Settings, capsys: pytest.CaptureFixture
         assert request_lines(capsys) == []
 
 
-def test_request_lines_follow_the_log_level(
+def test_a_refused_or_failed_request_is_logged_at_warning_or_error_with_its_code(
     settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    quiet = settings.model_copy(update={"log_level": "WARNING"})
+    """So a service logging at WARNING still has the lines its runbooks look for."""
+
+    def broken_predictor() -> Predictor:
+        raise ModelNotReady("the model is not loaded yet")
+
+    app = create_app(settings.model_copy(update={"log_flush_ms": 0}))
+    with app_client(app) as client:
+        capsys.readouterr()  # start-up lines
+        client.post("/v1/predict", json=FEATURE_EXAMPLE)
+        client.post("/v1/predict", json={})
+        app.dependency_overrides[get_predictor] = broken_predictor
+        client.post("/v1/predict", json=FEATURE_EXAMPLE)
+        answered, refused, failed = request_lines(capsys)
+
+    assert (answered["status"], answered["level"]) == (200, "info")
+    assert "code" not in answered
+    assert (refused["status"], refused["level"], refused["code"]) == (
+        422,
+        "warning",
+        "validation_failed",
+    )
+    assert (failed["status"], failed["level"], failed["code"]) == (503, "error", "model_not_ready")
+
+
+@pytest.mark.parametrize(
+    ("log_level", "statuses"), [("WARNING", [422]), ("ERROR", []), ("INFO", [200, 422])]
+)
+def test_request_lines_follow_the_log_level(
+    settings: Settings, capsys: pytest.CaptureFixture[str], log_level: str, statuses: list[int]
+) -> None:
+    quiet = settings.model_copy(update={"log_level": log_level})
     with logged(quiet, capsys) as client:
         client.post("/v1/predict", json=FEATURE_EXAMPLE)
         client.post("/v1/predict", json={})
-        assert request_lines(capsys) == []
+        assert [line["status"] for line in request_lines(capsys)] == statuses
 
 
 def test_a_request_line_that_cannot_be_written_fails_no_request(
