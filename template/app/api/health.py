@@ -5,7 +5,7 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.deps import PredictorDep
+from app.api.deps import PredictorDep, caller_is_trusted
 from app.api.errors import GUARD_RESPONSES, ErrorEnvelope
 from app.coalescing import Coalescer
 from app.errors import ModelStuck, PredictionLogUnavailable
@@ -14,6 +14,7 @@ from app.monitoring.shadow import Shadow, ShadowStatus
 from app.settings import Settings
 
 router = APIRouter(tags=["operations"])
+HIDDEN_ERROR = "shown to callers with an API key; the service's log has it too"
 
 
 class Health(BaseModel):
@@ -61,6 +62,9 @@ async def ready(request: Request, predictor: PredictorDep) -> Readiness:
         )
     prediction_log: PredictionLog | None = request.app.state.prediction_log
     log_status = prediction_log.status() if prediction_log is not None else None
+    if log_status is not None and log_status.last_error and not caller_is_trusted(request):
+        # /ready is open: a database's error names its host, port and user.
+        log_status = log_status.model_copy(update={"last_error": HIDDEN_ERROR})
     settings: Settings = request.app.state.settings
     if settings.ready_requires_prediction_log and log_status and log_status.state == "failing":
         raise PredictionLogUnavailable(
