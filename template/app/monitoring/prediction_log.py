@@ -13,6 +13,7 @@ At shutdown the thread writes what is left before the worker exits.
 import functools
 import itertools
 import operator
+import os
 import threading
 import time
 from collections import deque
@@ -151,9 +152,12 @@ def create_log_engine(url: str) -> Engine:
         )
     path = url.removeprefix("sqlite:///")
     if path and path != ":memory:":
-        # If this fails, so will each write, which is reported and retried.
+        # If this fails, so will each write, which is reported and retried. The log
+        # holds every prediction's features: a new folder and file are for their owner
+        # only, and SQLite gives its -wal and -shm files the file's permissions.
         with suppress(OSError):
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=_json_text)
 
     @event.listens_for(engine, "connect")

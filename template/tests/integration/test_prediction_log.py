@@ -7,6 +7,7 @@ Each store runs: a SQLite file and a real PostgreSQL database (tests/databases.p
 import os
 import signal
 import sqlite3
+import stat
 import threading
 import time
 from datetime import UTC, datetime, timedelta, timezone
@@ -106,6 +107,22 @@ def test_redacted_fields_stay_out_of_the_log(settings: Settings, sqlite_url: str
 
     assert secret not in row["features"]
     assert set(row["features"]) == set(FEATURE_EXAMPLE) - {secret}
+
+
+def test_a_new_sqlite_log_is_readable_by_its_owner_only(settings: Settings, tmp_path: Path) -> None:
+    """It holds every prediction's features, as `.env` holds the keys (0600)."""
+    path = tmp_path / "data" / "predictions.db"
+    with app_client(
+        create_app(settings.model_copy(update={"database_url": f"sqlite:///{path}"}))
+    ) as client:
+        client.post("/v1/predict", json=FEATURE_EXAMPLE)
+        wait_for(client, lambda log: log["written"] == 1)
+        files = [path, *path.parent.glob("predictions.db-*")]
+        modes = {file.name: stat.S_IMODE(file.stat().st_mode) for file in files}
+
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert set(modes) >= {"predictions.db", "predictions.db-wal"}
+    assert set(modes.values()) == {0o600}, modes
 
 
 def test_the_log_can_be_turned_off(settings: Settings, sqlite_url: str) -> None:
