@@ -93,7 +93,7 @@ def test_published_ports_are_documented(compose: dict[str, Any]) -> None:
 
 def test_ports_are_published_on_the_loopback_address_only(compose: dict[str, Any]) -> None:
     """Docker publishes a port without an address on every interface of the machine,
-    and Prometheus and Alertmanager ask no login."""
+    and the stack's consoles ask no login."""
     for name, service in compose["services"].items():
         for port in service.get("ports", []):
             assert port.startswith("127.0.0.1:"), (name, port)
