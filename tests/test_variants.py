@@ -83,6 +83,55 @@ PARTS_ONLY = {
 }
 
 
+# The server's machinery: how workers start, refuse to start, stop, time out, die and
+# are replaced, how connections are bounded, how the prediction log and the shadow ride
+# out faults. It runs the same code whatever the schema, the task and the data set, and
+# differs only with the monitoring backend, API keys, the Python version and the worker
+# count. Three projects take each of their values between them, and run it whole:
+# the tutorial's (Prometheus, no keys, 3.11, 2 workers; tests/test_tutorial.py runs its
+# make release-check), renamed-iris-otel-py312 (OpenTelemetry, 3.12, 1 worker) and
+# integer-csv-nomonitoring-py313 (no backend, API keys, 3.13). In the variants below
+# it would only repeat one of them (about 2 minutes of CI each); the rest of their suite,
+# their servers answering their own schema included, runs.
+MACHINERY = (
+    "tests/deploy/test_entrypoint.py",
+    "tests/integration/test_connections.py",
+    "tests/integration/test_server.py::test_connections_opened_together_spread_over_the_workers",
+    "tests/integration/test_server.py::test_a_worker_out_of_file_descriptors_accepts_again",
+    "tests/integration/test_server.py::test_missing_artifact_folder_stops_start_up",
+    "tests/integration/test_server.py::test_broken_artifact_stops_start_up",
+    "tests/integration/test_server.py::test_invalid_setting_stops_start_up",
+    "tests/integration/test_server.py::test_invalid_worker_count_stops_start_up",
+    "tests/integration/test_server.py::test_a_model_call_past_the_timeout_gets_504",
+    "tests/integration/test_metrics.py::test_counters_are_exact_across_workers_even_when_one_dies",
+    "tests/integration/test_metrics.py::test_a_worker_killed_mid_request_is_replaced",
+    "tests/integration/test_prediction_log.py::test_postgresql_down_at_start",
+    "tests/integration/test_prediction_log.py::test_postgresql_going_away_under_load",
+    "tests/integration/test_prediction_log.py::test_a_worker_losing_the_race",
+    "tests/integration/test_prediction_log.py::test_sigterm_during_load",
+    "tests/integration/test_shadow.py::test_sigterm_during_load",
+)
+MACHINERY_ELSEWHERE = {"example-breast_cancer", "example-churn", "example-rental-prices"}
+
+
+def test_machinery_names_tests_of_the_template() -> None:
+    # pytest --deselect takes node-id prefixes and ignores one that matches nothing:
+    # a renamed test would run again everywhere, silently.
+    for prefix in MACHINERY:
+        path, _, test = prefix.partition("::")
+        folder, _, name = path.rpartition("/")
+        # test_metrics.py is rendered from a conditionally named .jinja file.
+        [source] = [
+            candidate
+            for candidate in (TEMPLATE_ROOT / "template" / folder).iterdir()
+            if candidate.name
+            in (name, f"{{% if monitoring == 'prometheus' %}}{name}{{% endif %}}.jinja")
+        ]
+        assert not test or f"\ndef {test}" in source.read_text(), prefix
+    assert set(VARIANTS) >= MACHINERY_ELSEWHERE
+    assert not MACHINERY_ELSEWHERE & set(PARTS_ONLY)
+
+
 # The contract-change and "/v2" guide tests edit the schema, the routes and the wiring,
 # and follow the README's steps: what they meet differs with the task, API keys and
 # the monitoring backend, which these variants cover between them (diabetes and churn
@@ -123,8 +172,14 @@ def test_variant_passes_its_own_lint(variant: Path, project_env: dict[str, str])
 def test_variant_passes_its_own_tests(
     variant: Path, project_env: dict[str, str], request: pytest.FixtureRequest
 ) -> None:
-    parts = PARTS_ONLY.get(request.node.callspec.params["variant"])
-    command = [project_env.get("UV", "uv"), "run", "pytest", *parts] if parts else ["make", "test"]
+    name = request.node.callspec.params["variant"]
+    uv_pytest = [project_env.get("UV", "uv"), "run", "pytest"]
+    if name in PARTS_ONLY:
+        command = [*uv_pytest, *PARTS_ONLY[name]]
+    elif name in MACHINERY_ELSEWHERE:
+        command = [*uv_pytest, *(f"--deselect={prefix}" for prefix in MACHINERY)]
+    else:
+        command = ["make", "test"]
     # A bound against a hang, under pytest-timeout's 900 s: a variant's suite takes about
     # 5 minutes alone and longer while other variants' suites share the cores.
     output = succeed(command, variant, project_env, timeout=880)
