@@ -59,6 +59,7 @@ MAX_FIELD_PATH: Final = 100
 _CODE_BY_STATUS: Final = {
     400: "bad_request",
     401: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     413: "content_too_large",
