@@ -105,6 +105,7 @@ MACHINERY = (
     "tests/integration/test_server.py::test_a_model_call_past_the_timeout_gets_504",
     "tests/integration/test_metrics.py::test_counters_are_exact_across_workers_even_when_one_dies",
     "tests/integration/test_metrics.py::test_a_worker_killed_mid_request_is_replaced",
+    "tests/integration/test_metrics.py::test_requests_the_server_refuses_before_routing",
     "tests/integration/test_prediction_log.py::test_postgresql_down_at_start",
     "tests/integration/test_prediction_log.py::test_postgresql_going_away_under_load",
     "tests/integration/test_prediction_log.py::test_a_worker_losing_the_race",

@@ -23,7 +23,7 @@ import os
 import socket
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import structlog
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -31,8 +31,11 @@ from uvicorn_worker import UvicornWorker
 
 from app.api.errors import error_response
 from app.api.guards import SECURITY_HEADERS
-from app.observability.context import request_id_var
+from app.observability.context import UNMATCHED_ROUTE, request_id_var
 from app.randomness import random_bytes
+
+if TYPE_CHECKING:
+    from app.observability.observer import Observer
 
 logger = structlog.stdlib.get_logger("app.worker")
 
@@ -162,7 +165,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     ``header_timeout`` seconds after the connection opened or its last answer was
     sent (``HEADER_TIMEOUT``, which ``deploy/gunicorn_conf.py`` sets here); a
     connection that sent nothing by then is closed without an answer, as an idle one
-    is after ``KEEP_ALIVE``.
+    is after ``KEEP_ALIVE``. A refused request is logged, and counted by ``observer``
+    as the application counts its own, under the route of unknown paths.
 
     Bytes are counted as they arrive, before httptools gathers them: the pieces of a
     head up to the blank line that ends it. The bytes of a pipelined request that
@@ -170,7 +174,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     pass the bound by at most that one piece.
     """
 
-    header_timeout: float = 10.0
+    header_timeout: ClassVar[float] = 10.0
+    observer: ClassVar["Observer | None"] = None
+    """The application's observer; its lifespan sets it in each worker."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -178,6 +184,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._tail = b""  # the last bytes of the head so far: its end may span two pieces
         self._head_timer: asyncio.TimerHandle | None = None
+        self._head_started = 0.0  # when the head timer was armed, on the loop's clock
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -226,6 +233,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def _arm_head_timer(self) -> None:
         self._cancel_head_timer()
+        self._head_started = self.loop.time()
         self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
 
     def _cancel_head_timer(self) -> None:
@@ -248,7 +256,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         )
 
     def _refuse(self, status: int, code: str, message: str) -> None:
-        """Answer ``status`` in the error envelope, log it, and close the connection."""
+        """Answer ``status`` in the error envelope, log and count it, and close the
+        connection."""
         request_id = random_bytes(16).hex()
         token = request_id_var.set(request_id)
         try:
@@ -265,8 +274,20 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         status_line = b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode())
         self.transport.write(status_line + head + b"\r\n" + bytes(response.body))
         self.transport.close()
+        # The method is known once the request line's URL has begun to arrive.
+        method = self.parser.get_method().decode("ascii") if getattr(self, "url", b"") else "-"
+        if self.observer is not None:
+            self.observer.request_started()
+            seconds = self.loop.time() - self._head_started
+            self.observer.request_finished(method, UNMATCHED_ROUTE, status, seconds)
         logger.warning(
-            "request refused", request_id=request_id, status=status, code=code, error=message
+            "request refused",
+            request_id=request_id,
+            method=method,
+            route=UNMATCHED_ROUTE,
+            status=status,
+            code=code,
+            error=message,
         )
 
 

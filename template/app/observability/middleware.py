@@ -16,7 +16,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import error_response
-from app.observability.context import request_id_var
+from app.observability.context import UNMATCHED_ROUTE, request_id_var
 from app.observability.logging import RequestLines, request_level
 from app.observability.observer import Observer
 from app.randomness import random_bytes
@@ -130,7 +130,7 @@ class RequestContextMiddleware:
                     await response(scope, receive, send_with_request_id)
                 finally:
                     seconds = time.perf_counter() - started
-                    route = getattr(scope.get("route"), "path", "unmatched")
+                    route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
                     if observer is not None:
                         observer.request_finished(scope["method"], route, status or 500, seconds)
                     if traffic:
