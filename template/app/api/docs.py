@@ -1,0 +1,73 @@
+"""The API's documentation pages: Swagger UI at /docs and ReDoc at /redoc.
+
+FastAPI's own pages load whatever 5.x of swagger-ui-dist and 2.x of redoc jsDelivr
+serves that day, and nothing checks what arrives: a bad release or a tampered CDN
+would run its script on the page where users paste their API key. Here each file is
+pinned to one release, with its SHA-384 as Subresource Integrity: the browser runs
+or applies a file only if it hashes to that value. The hashes are those of the
+files in the npm packages, which jsDelivr serves unchanged. To move to another
+release, change a version below and its files' hashes, computed from the package:
+
+    npm pack swagger-ui-dist@5.36.0 && tar -xzf swagger-ui-dist-5.36.0.tgz
+    openssl dgst -sha384 -binary package/swagger-ui-bundle.js | openssl base64 -A
+
+ReDoc's page leaves out Google Fonts, a stylesheet that differs by browser and so
+cannot be pinned.
+"""
+
+from typing import Final
+
+from fastapi import APIRouter, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+
+SWAGGER_UI: Final = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.36.0"
+REDOC: Final = "https://cdn.jsdelivr.net/npm/redoc@2.5.4"
+INTEGRITY: Final = {
+    f"{SWAGGER_UI}/swagger-ui-bundle.js": (
+        "sha384-fUpRgC19yPykTqzdrUbdAg8NTiu16NEKf9U12J+IJWCg8/1mEI8f2+PEIz60Wyd+"
+    ),
+    f"{SWAGGER_UI}/swagger-ui.css": (
+        "sha384-z/AtSaOHGn5MJ5auAHXUypohywlIWLBZo1jeGmhdpVIbCnFhxAH92cwdV41oyINc"
+    ),
+    f"{REDOC}/bundles/redoc.standalone.js": (
+        "sha384-w447zOpYfw/1Tv/5AK9NfHTlQIqE3RVR6KY62jCyy9zNDgO64cMwGGP1Fj0zJVf5"
+    ),
+}
+"""Each file the pages load from the CDN, and the hash the browser checks it against."""
+
+router = APIRouter(include_in_schema=False)
+
+
+def _checked(page: HTMLResponse) -> HTMLResponse:
+    """``page`` with the integrity of each file of ``INTEGRITY`` it loads."""
+    html = bytes(page.body).decode()
+    for url, digest in INTEGRITY.items():
+        html = html.replace(f'"{url}"', f'"{url}" integrity="{digest}" crossorigin="anonymous"')
+    return HTMLResponse(html)
+
+
+@router.get("/docs")
+async def swagger_ui(request: Request) -> HTMLResponse:
+    return _checked(
+        get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{request.app.title} - Swagger UI",
+            swagger_js_url=f"{SWAGGER_UI}/swagger-ui-bundle.js",
+            swagger_css_url=f"{SWAGGER_UI}/swagger-ui.css",
+            # The API has no OAuth2 flow to return to.
+            oauth2_redirect_url=None,
+        )
+    )
+
+
+@router.get("/redoc")
+async def redoc(request: Request) -> HTMLResponse:
+    return _checked(
+        get_redoc_html(
+            openapi_url="/openapi.json",
+            title=f"{request.app.title} - ReDoc",
+            redoc_js_url=f"{REDOC}/bundles/redoc.standalone.js",
+            with_google_fonts=False,
+        )
+    )
