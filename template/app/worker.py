@@ -152,6 +152,12 @@ class OneByOneServer:
 MAX_HEAD_BYTES: Final = 64 * 1024
 
 
+KNOWN_METHODS: Final = frozenset(
+    {b"GET", b"HEAD", b"POST", b"PUT", b"PATCH", b"DELETE", b"OPTIONS", b"TRACE", b"CONNECT"}
+)
+"""The methods a refused request's metrics may name; any other counts as ``-``."""
+
+
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, with the bounds on a request's head it lacks.
 
@@ -184,7 +190,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._tail = b""  # the last bytes of the head so far: its end may span two pieces
         self._head_timer: asyncio.TimerHandle | None = None
-        self._head_started = 0.0  # when the head timer was armed, on the loop's clock
+        self._head_began = 0.0  # when the head's first bytes arrived, on the loop's clock
+        self._request_line = b""  # the head's first bytes, for the method of a refusal
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -196,6 +203,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._in_head:
+            if self._head_bytes == 0:
+                self._head_began = self.loop.time()
+                self._request_line = data[:16]
             end = (self._tail + data[:3]).find(b"\r\n\r\n")
             if end < 0:
                 end = data.find(b"\r\n\r\n")
@@ -233,7 +243,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def _arm_head_timer(self) -> None:
         self._cancel_head_timer()
-        self._head_started = self.loop.time()
         self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
 
     def _cancel_head_timer(self) -> None:
@@ -274,11 +283,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         status_line = b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode())
         self.transport.write(status_line + head + b"\r\n" + bytes(response.body))
         self.transport.close()
-        # The method is known once the request line's URL has begun to arrive.
-        method = self.parser.get_method().decode("ascii") if getattr(self, "url", b"") else "-"
+        # Read from the head's first bytes: httptools has not parsed the piece that
+        # crossed the bound. Only known methods, so a label takes a bounded set of values.
+        word = self._request_line.split(b" ", 1)[0]
+        method = word.decode("ascii") if word in KNOWN_METHODS else "-"
         if self.observer is not None:
             self.observer.request_started()
-            seconds = self.loop.time() - self._head_started
+            seconds = self.loop.time() - self._head_began
             self.observer.request_finished(method, UNMATCHED_ROUTE, status, seconds)
         logger.warning(
             "request refused",

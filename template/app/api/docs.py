@@ -12,7 +12,8 @@ release, change a version below and its files' hashes, computed from the package
     openssl dgst -sha384 -binary package/swagger-ui-bundle.js | openssl base64 -A
 
 ReDoc's page leaves out Google Fonts, a stylesheet that differs by browser and so
-cannot be pinned.
+cannot be pinned, and neither page fetches FastAPI's favicon from its website: the
+pages load nothing from elsewhere but the files below.
 """
 
 from typing import Final
@@ -36,7 +37,15 @@ INTEGRITY: Final = {
 }
 """Each file the pages load from the CDN, and the hash the browser checks it against."""
 
+NO_ICON: Final = "data:,"
+"""An empty icon, so the browser asks no server for one."""
+
 router = APIRouter(include_in_schema=False)
+
+
+def _openapi_url(request: Request) -> str:
+    """The API document's URL as this request reaches it, behind a path prefix too."""
+    return f"{request.scope.get('root_path', '')}{request.app.openapi_url}"
 
 
 def _checked(page: HTMLResponse) -> HTMLResponse:
@@ -51,10 +60,11 @@ def _checked(page: HTMLResponse) -> HTMLResponse:
 async def swagger_ui(request: Request) -> HTMLResponse:
     return _checked(
         get_swagger_ui_html(
-            openapi_url="/openapi.json",
+            openapi_url=_openapi_url(request),
             title=f"{request.app.title} - Swagger UI",
             swagger_js_url=f"{SWAGGER_UI}/swagger-ui-bundle.js",
             swagger_css_url=f"{SWAGGER_UI}/swagger-ui.css",
+            swagger_favicon_url=NO_ICON,
             # The API has no OAuth2 flow to return to.
             oauth2_redirect_url=None,
         )
@@ -65,9 +75,10 @@ async def swagger_ui(request: Request) -> HTMLResponse:
 async def redoc(request: Request) -> HTMLResponse:
     return _checked(
         get_redoc_html(
-            openapi_url="/openapi.json",
+            openapi_url=_openapi_url(request),
             title=f"{request.app.title} - ReDoc",
             redoc_js_url=f"{REDOC}/bundles/redoc.standalone.js",
+            redoc_favicon_url=NO_ICON,
             with_google_fonts=False,
         )
     )
