@@ -287,7 +287,7 @@ def test_variant_readme_guide_adds_a_v2_that_passes_the_checks(
             if "app.include_router(predict.router" in line:
                 lines.append(line.replace("predict.router", "predict_v2.router"))
         wired = "".join(lines)
-        imports = "from app.api import feedback, health, predict, reports"
+        imports = "from app.api import docs, feedback, health, predict, reports"
         assert imports in wired
         main.write_text(wired.replace(imports, imports.replace("predict,", "predict, predict_v2,")))
 
