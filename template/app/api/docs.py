@@ -16,6 +16,7 @@ cannot be pinned, and neither page fetches FastAPI's favicon from its website: t
 pages load nothing from elsewhere but the files below.
 """
 
+import functools
 from typing import Final
 
 from fastapi import APIRouter, Request
@@ -48,20 +49,22 @@ def _openapi_url(request: Request) -> str:
     return f"{request.scope.get('root_path', '')}{request.app.openapi_url}"
 
 
-def _checked(page: HTMLResponse) -> HTMLResponse:
+def _checked(page: HTMLResponse) -> bytes:
     """``page`` with the integrity of each file of ``INTEGRITY`` it loads."""
     html = bytes(page.body).decode()
     for url, digest in INTEGRITY.items():
         html = html.replace(f'"{url}"', f'"{url}" integrity="{digest}" crossorigin="anonymous"')
-    return HTMLResponse(html)
+    return html.encode()
 
 
-@router.get("/docs")
-async def swagger_ui(request: Request) -> HTMLResponse:
+# Each page is made once for each title and document URL: both are fixed while the
+# service runs, but for the path prefix the server is given, which is one.
+@functools.lru_cache(maxsize=4)
+def _swagger_ui_page(title: str, openapi_url: str) -> bytes:
     return _checked(
         get_swagger_ui_html(
-            openapi_url=_openapi_url(request),
-            title=f"{request.app.title} - Swagger UI",
+            openapi_url=openapi_url,
+            title=f"{title} - Swagger UI",
             swagger_js_url=f"{SWAGGER_UI}/swagger-ui-bundle.js",
             swagger_css_url=f"{SWAGGER_UI}/swagger-ui.css",
             swagger_favicon_url=NO_ICON,
@@ -71,14 +74,24 @@ async def swagger_ui(request: Request) -> HTMLResponse:
     )
 
 
-@router.get("/redoc")
-async def redoc(request: Request) -> HTMLResponse:
+@functools.lru_cache(maxsize=4)
+def _redoc_page(title: str, openapi_url: str) -> bytes:
     return _checked(
         get_redoc_html(
-            openapi_url=_openapi_url(request),
-            title=f"{request.app.title} - ReDoc",
+            openapi_url=openapi_url,
+            title=f"{title} - ReDoc",
             redoc_js_url=f"{REDOC}/bundles/redoc.standalone.js",
             redoc_favicon_url=NO_ICON,
             with_google_fonts=False,
         )
     )
+
+
+@router.get("/docs")
+async def swagger_ui(request: Request) -> HTMLResponse:
+    return HTMLResponse(_swagger_ui_page(request.app.title, _openapi_url(request)))
+
+
+@router.get("/redoc")
+async def redoc(request: Request) -> HTMLResponse:
+    return HTMLResponse(_redoc_page(request.app.title, _openapi_url(request)))

@@ -437,6 +437,19 @@ def test_the_docs_pages_load_only_pinned_files_the_browser_checks(
     assert "/openapi.json" in page
 
 
+@pytest.mark.parametrize("path", ["/docs", "/redoc"])
+def test_the_docs_pages_ask_for_the_document_under_the_path_prefix(
+    client: TestClient, settings: Settings, path: str
+) -> None:
+    """Behind a proxy that serves the API under a prefix, the page asks for the
+    document under it too; each page is made once, and never served for the other."""
+    assert "/model-api" not in client.get(path).text
+    with TestClient(create_app(settings), root_path="/model-api") as prefixed:
+        for _ in range(2):
+            assert "/model-api/openapi.json" in prefixed.get(path).text
+    assert "/model-api" not in client.get(path).text
+
+
 def test_a_full_batch_of_the_example_fits_under_the_default_body_limit() -> None:
     body = json.dumps({"rows": [FEATURE_EXAMPLE] * Settings().max_batch_size}).encode()
 
