@@ -9,7 +9,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.uv/bin/uv)
 DEMO_DIR ?= build/demo
 export UV
 
-.PHONY: help demo classroom test lint bench docs docs-build clean
+.PHONY: help demo classroom test lint bench bench-cost docs docs-build clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,6 +39,9 @@ test: .venv ## run the template's whole test suite
 
 bench: .venv ## benchmark the default service against a textbook FastAPI app, BentoML and MLServer, 3 rounds (~12 min)
 	$(UV) run python -m bench.run
+
+bench-cost: .venv ## CPU time a request costs with and without each part of the monitoring (~2 min)
+	$(UV) run python -m bench.cost
 
 lint: .venv ## check the template's own Python code
 	$(UV) run ruff format --check .

@@ -421,9 +421,10 @@ def modelship(
     version: str,
     name: str = "modelship",
     route: str = "/v1/predict",
+    port: int | None = None,
     **env: str,
 ) -> Server:
-    port = PORTS.get(name, PORTS["modelship"])
+    port = port or PORTS.get(name, PORTS["modelship"])
     return Server(
         name=name,
         command=["sh", "deploy/entrypoint.sh"],

@@ -6,9 +6,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.helpers import TEMPLATE_ROOT, succeed
 
 RESULTS = TEMPLATE_ROOT / "build" / "bench" / "results.json"
+COSTS = TEMPLATE_ROOT / "build" / "bench" / "cost.json"
+
+# Both runs render into, and serve from, build/bench: one after the other, in one process.
+pytestmark = pytest.mark.xdist_group("bench")
 
 
 def test_benchmark_smoke_run_serves_loads_and_prints_every_ratio(
@@ -55,6 +61,27 @@ def test_benchmark_smoke_run_serves_loads_and_prints_every_ratio(
     in_process = json.loads(RESULTS.read_text())["in_process"]
     assert set(in_process) == {"one_row", "batch_1000", "parse_1000", "log_1000"}
     assert all(rate > 0 for rate in in_process.values()), in_process
+
+
+def test_cost_smoke_run_measures_each_part_of_monitoring(project_env: dict[str, str]) -> None:
+    from bench.cost import VARIANTS
+
+    output = succeed([sys.executable, "-m", "bench.cost", "--smoke"], TEMPLATE_ROOT, project_env)
+
+    costs = json.loads(COSTS.read_text())
+    assert [cost["variant"] for cost in costs] == list(VARIANTS)
+    for cost in costs:
+        assert cost["errors"] == 0, cost
+        assert cost["requests_per_s"] > 0, cost
+        assert len(cost["rounds_us"]) == 1, cost  # --smoke: one round
+        # A request costs its worker some CPU, and no worker answers 10,000 a second.
+        assert 10 < cost["cpu_us_per_request"] < 100_000, cost
+    assert "monitoring on / off, by CPU a request" in output
+    # The settings reach the copies: only those with a prediction log wrote one.
+    data = TEMPLATE_ROOT / "build" / "bench" / "data"
+    assert (data / "cost monitoring on-1.0.0.db").is_file()
+    assert not (data / "cost monitoring off-1.0.0.db").exists()
+    assert not (data / "cost without the prediction log-1.0.0.db").exists()
 
 
 def test_the_table_shows_each_runs_median_round_and_judges_median_ratios() -> None:

@@ -1,0 +1,182 @@
+"""What each part of the service's monitoring costs a request, in CPU time.
+
+    uv run python -m bench.cost            # 6 rounds of 3 s a variant, about 2 minutes
+    uv run python -m bench.cost --smoke    # 1 round of 1 s: proves the script works
+
+Requests/s, what ``bench.run`` judges, moves with everything else the machine runs,
+and the load generator shares the cores with the servers. The CPU time the server's
+processes spent per request answered moves much less, so it tells apart costs of a
+few microseconds. Five copies of the rendered breast-cancer service run side by side,
+one worker each: with all of its monitoring, without its metrics, without its
+prediction log, without its request lines, and with none of them. With two cores or
+more every worker runs on the first core and wrk on the second, so a worker's CPU
+time is its own. wrk drives the copies in turn, for ``--seconds`` each, the order
+reversed every round; each copy's figure is the median over the rounds.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bench.run import (
+    BUILD,
+    drive,
+    log,
+    modelship,
+    project_python,
+    ratio,
+    render_project,
+    serving,
+    write_body,
+)
+from bench.servers import Server
+
+MONITORING_OFF = {
+    "APP_METRICS_ENABLED": "false",
+    "APP_PREDICTION_LOG_ENABLED": "false",
+    "APP_LOG_LEVEL": "WARNING",
+}
+VARIANTS: dict[str, dict[str, str]] = {
+    "monitoring on": {},
+    "without metrics": {"APP_METRICS_ENABLED": "false"},
+    "without the prediction log": {"APP_PREDICTION_LOG_ENABLED": "false"},
+    # Request lines are written at INFO; of the lines at INFO, a request writes no other.
+    "without request lines": {"APP_LOG_LEVEL": "WARNING"},
+    "monitoring off": MONITORING_OFF,
+}
+"""Each copy of the service and the settings it runs with."""
+FIRST_PORT = 8320
+SERVER_CPU, LOAD_CPU = 0, 1
+
+
+@dataclass
+class Cost:
+    variant: str
+    cpu_us_per_request: float
+    rounds_us: list[float]
+    requests_per_s: float
+    errors: int
+
+
+def cpu_seconds(server: Server) -> float:
+    """User and system time of the server's processes so far, threads included."""
+    ticks = 0
+    for pid in server.pids():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # a process that ended between the listing and the read
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def report(costs: list[Cost], args: argparse.Namespace, pinned: bool) -> str:
+    on = next(c for c in costs if c.variant == "monitoring on")
+    off = next(c for c in costs if c.variant == "monitoring off")
+    lines = [
+        "| service | CPU µs a request | each round | saved against monitoring on | requests/s |",
+        "| --- | ---: | --- | ---: | ---: |",
+    ]
+    for cost in costs:
+        saved = on.cpu_us_per_request - cost.cpu_us_per_request
+        lines.append(
+            f"| {cost.variant} | {cost.cpu_us_per_request:.0f} "
+            f"| {', '.join(f'{us:.0f}' for us in cost.rounds_us)} "
+            f"| {'' if cost is on else f'{saved:.0f}'} | {cost.requests_per_s:,.0f} |"
+        )
+    share = ratio(off.cpu_us_per_request, on.cpu_us_per_request)
+    lines += [
+        "",
+        f"monitoring on / off, by CPU a request: {share:.2f} (the target of requests/s is 0.9)",
+        "",
+        f"One worker each, {args.connections} connections, {args.rounds} round(s) of "
+        f"{args.seconds:g} s a service; "
+        + (
+            f"workers on CPU {SERVER_CPU}, wrk on CPU {LOAD_CPU}."
+            if pinned
+            else "one core: wrk and the workers share it, so their times mix."
+        ),
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--example", default="breast_cancer", help="examples/<name>.yml to render")
+    parser.add_argument("--rounds", type=int, default=6, help="times every service is driven")
+    parser.add_argument("--seconds", type=float, default=3, help="seconds of load a turn")
+    parser.add_argument("--connections", type=int, default=16, help="concurrent connections")
+    parser.add_argument("--smoke", action="store_true", help="1 round of 1 s: proves it works")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.rounds, args.seconds = 1, 1
+    if shutil.which("wrk") is None:
+        parser.error("wrk is missing: apt-get install wrk")
+    pinned = len(os.sched_getaffinity(0)) >= 2 and shutil.which("taskset") is not None
+
+    for folder in ("logs", "data", "metrics"):
+        shutil.rmtree(BUILD / folder, ignore_errors=True)
+        (BUILD / folder).mkdir(parents=True)
+    project = render_project(args.example)
+    example = json.loads(
+        project_python(
+            project,
+            "import json; from app.schemas import FEATURE_EXAMPLE as e; print(json.dumps(e))",
+        )
+    )
+    servers: list[tuple[str, Server, Path]] = []
+    try:
+        for number, (variant, settings) in enumerate(VARIANTS.items()):
+            server = modelship(
+                project, 1, "1.0.0", name=f"cost {variant}", port=FIRST_PORT + number, **settings
+            )
+            if pinned:
+                server.command = ["taskset", "--cpu-list", str(SERVER_CPU), *server.command]
+            # Listed before it starts, so that it is stopped if it fails to.
+            servers.append((variant, server, write_body(server, example)))
+            serving(server)
+        if pinned:
+            # wrk, started from here, inherits this process's core.
+            os.sched_setaffinity(0, {LOAD_CPU})
+        for _, server, body in servers:
+            drive(server.predict_url, body, 1, args.connections)
+        turns: dict[str, list[tuple[float, dict[str, float]]]] = {v: [] for v in VARIANTS}
+        for number in range(args.rounds):
+            log(f"round {number + 1} of {args.rounds}")
+            for variant, server, body in servers if number % 2 == 0 else servers[::-1]:
+                before = cpu_seconds(server)
+                summary = drive(server.predict_url, body, args.seconds, args.connections)
+                turns[variant].append((cpu_seconds(server) - before, summary))
+    finally:
+        for _, server, _ in servers:
+            server.stop()
+
+    costs = []
+    for variant, runs in turns.items():
+        per_request = [seconds * 1e6 / max(s["requests"], 1) for seconds, s in runs]
+        costs.append(
+            Cost(
+                variant=variant,
+                cpu_us_per_request=statistics.median(per_request),
+                rounds_us=per_request,
+                requests_per_s=statistics.median(
+                    s["requests"] / (s["duration_us"] / 1e6) for _, s in runs
+                ),
+                errors=int(sum(s["status_errors"] + s["socket_errors"] for _, s in runs)),
+            )
+        )
+    table = report(costs, args, pinned)
+    print(table)
+    (BUILD / "cost.md").write_text(table + "\n")
+    (BUILD / "cost.json").write_text(json.dumps([asdict(c) for c in costs], indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
