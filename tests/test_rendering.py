@@ -258,6 +258,7 @@ def test_answers_file_records_every_answer_for_copier_update(default_project: Pa
         "description",
         "author_name",
         "author_email",
+        "repository_url",
         "python_version",
         "task",
         "target",
@@ -354,4 +355,40 @@ def test_alert_rule_tests_pass_for_any_latency_target(tmp_path: Path, latency_p9
         check=False,
     )
 
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("repository_url", "runbooks"),
+    [
+        # A trailing slash is not doubled.
+        ("https://github.com/ada/iris-service/", "https://github.com/ada/iris-service/blob/main/docs/runbooks/"),
+        ("", "docs/runbooks/"),
+    ],
+)  # fmt: skip
+def test_alerts_link_to_their_runbooks_in_the_repository_if_given(
+    tmp_path: Path, repository_url: str, runbooks: str
+) -> None:
+    project = render(tmp_path / "project", repository_url=repository_url)
+
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    expected_urls = {"Repository": repository_url.rstrip("/")} if repository_url else None
+    assert pyproject["project"].get("urls") == expected_urls
+    prometheus = project / "deploy" / "prometheus"
+    rules = yaml.safe_load((prometheus / "rules" / "alerts.yml").read_text())
+    links = [
+        rule["annotations"]["runbook_url"] for group in rules["groups"] for rule in group["rules"]
+    ]
+    assert len(links) > 10
+    for link in links:
+        assert link.startswith(runbooks), link
+        assert (project / "docs" / "runbooks" / link.removeprefix(runbooks)).is_file(), link
+    # The rules' own tests expect the same links.
+    result = subprocess.run(
+        ["promtool", "test", "rules", "tests/rules_test.yml"],
+        cwd=prometheus,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
