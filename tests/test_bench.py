@@ -77,11 +77,18 @@ def test_cost_smoke_run_measures_each_part_of_monitoring(project_env: dict[str, 
         # A request costs its worker some CPU, and no worker answers 10,000 a second.
         assert 10 < cost["cpu_us_per_request"] < 100_000, cost
     assert "monitoring on / off, by CPU a request" in output
-    # The settings reach the copies: only those with a prediction log wrote one.
-    data = TEMPLATE_ROOT / "build" / "bench" / "data"
-    assert (data / "cost monitoring on-1.0.0.db").is_file()
-    assert not (data / "cost monitoring off-1.0.0.db").exists()
-    assert not (data / "cost without the prediction log-1.0.0.db").exists()
+    # Each copy runs without what its name says, and with the rest.
+    build = TEMPLATE_ROOT / "build" / "bench"
+    for variant, settings in VARIANTS.items():
+        [cost] = [cost for cost in costs if cost["variant"] == variant]
+        assert cost["serves_metrics"] == ("APP_METRICS_ENABLED" not in settings), cost
+        name = f"cost {variant}"
+        logged = (build / "data" / f"{name}-1.0.0.db").is_file()
+        assert logged == ("APP_PREDICTION_LOG_ENABLED" not in settings), variant
+        lines = (build / "logs" / f"{name.replace(' ', '-')}.log").read_text()
+        assert ('"event":"request"' in lines) == ("APP_LOG_LEVEL" not in settings), variant
+        assert cost["main_thread_us"] > 0, cost
+        assert cost["other_threads_us"] > 0, cost  # at least the model's calls
 
 
 def test_the_table_shows_each_runs_median_round_and_judges_median_ratios() -> None:

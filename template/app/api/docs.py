@@ -57,10 +57,12 @@ def _checked(page: HTMLResponse) -> bytes:
     return html.encode()
 
 
-# Each page is made once for each title and document URL: both are fixed while the
-# service runs, but for the path prefix the server is given, which is one.
+# A page depends only on the title and the document's URL, which are fixed while the
+# service runs: each page is made once, not on every request. The URL has the path
+# prefix of the server's settings (uvicorn's root_path), never one a request sends.
 @functools.lru_cache(maxsize=4)
-def _swagger_ui_page(title: str, openapi_url: str) -> bytes:
+def swagger_ui_page(title: str, openapi_url: str) -> bytes:
+    """Swagger UI's page of the API ``title``, reading its document at ``openapi_url``."""
     return _checked(
         get_swagger_ui_html(
             openapi_url=openapi_url,
@@ -75,7 +77,8 @@ def _swagger_ui_page(title: str, openapi_url: str) -> bytes:
 
 
 @functools.lru_cache(maxsize=4)
-def _redoc_page(title: str, openapi_url: str) -> bytes:
+def redoc_page(title: str, openapi_url: str) -> bytes:
+    """ReDoc's page of the API ``title``, reading its document at ``openapi_url``."""
     return _checked(
         get_redoc_html(
             openapi_url=openapi_url,
@@ -89,9 +92,9 @@ def _redoc_page(title: str, openapi_url: str) -> bytes:
 
 @router.get("/docs")
 async def swagger_ui(request: Request) -> HTMLResponse:
-    return HTMLResponse(_swagger_ui_page(request.app.title, _openapi_url(request)))
+    return HTMLResponse(swagger_ui_page(request.app.title, _openapi_url(request)))
 
 
 @router.get("/redoc")
 async def redoc(request: Request) -> HTMLResponse:
-    return HTMLResponse(_redoc_page(request.app.title, _openapi_url(request)))
+    return HTMLResponse(redoc_page(request.app.title, _openapi_url(request)))

@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx2 import Headers, Response
 
+from app.api import docs
 from app.api.deps import get_predictor
 from app.api.errors import MAX_ERROR_DETAILS, MAX_FIELD_PATH
 from app.main import GC_YOUNG_THRESHOLD, create_app
@@ -443,11 +444,18 @@ def test_the_docs_pages_ask_for_the_document_under_the_path_prefix(
 ) -> None:
     """Behind a proxy that serves the API under a prefix, the page asks for the
     document under it too; each page is made once, and never served for the other."""
+
+    def pages_made() -> int:
+        return sum(page.cache_info().misses for page in (docs.swagger_ui_page, docs.redoc_page))
+
     assert "/model-api" not in client.get(path).text
+    made = pages_made()
     with TestClient(create_app(settings), root_path="/model-api") as prefixed:
         for _ in range(2):
             assert "/model-api/openapi.json" in prefixed.get(path).text
+    assert pages_made() == made + 1
     assert "/model-api" not in client.get(path).text
+    assert pages_made() == made + 1
 
 
 def test_a_full_batch_of_the_example_fits_under_the_default_body_limit() -> None:
