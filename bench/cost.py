@@ -2,6 +2,7 @@
 
     uv run python -m bench.cost            # 6 rounds of 3 s a variant, about 2 minutes
     uv run python -m bench.cost --smoke    # 1 round of 1 s: proves the script works
+    uv run python -m bench.cost --rows 1000   # batches of 1,000 rows instead of one
 
 Requests/s, what ``bench.run`` judges, moves with everything else the machine runs,
 and the load generator shares the cores with the servers. The CPU time the server's
@@ -101,7 +102,7 @@ def cpu_seconds(server: Server) -> tuple[float, float]:
 
 
 def serves_metrics(server: Server) -> bool:
-    url = server.predict_url.replace("/v1/predict", "/metrics")
+    url = server.ready_url.removesuffix("/ready") + "/metrics"
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
             return bool(response.status == 200)
@@ -130,7 +131,8 @@ def report(costs: list[Cost], args: argparse.Namespace, pinned: tuple[int, int] 
         "",
         f"monitoring on / off, by CPU a request: {share:.2f} (the target of requests/s is 0.9)",
         "",
-        f"One worker each, {args.connections} connections, {args.rounds} round(s) of "
+        f"One worker each, {args.rows} row(s) a request, {args.connections} connections, "
+        f"{args.rounds} round(s) of "
         f"{args.seconds} s a service; "
         + (
             f"workers on CPU {pinned[0]}, wrk on CPU {pinned[1]}."
@@ -147,6 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=6, help="times every service is driven")
     parser.add_argument("--seconds", type=int, default=3, help="seconds of load a turn")
     parser.add_argument("--connections", type=int, default=16, help="concurrent connections")
+    parser.add_argument(
+        "--rows", type=int, default=1, help="rows a request; above 1, to /v1/predict/batch"
+    )
     parser.add_argument("--smoke", action="store_true", help="1 round of 1 s: proves it works")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -171,12 +176,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for number, (variant, settings) in enumerate(VARIANTS.items()):
             server = modelship(
-                project, 1, "1.0.0", name=f"cost {variant}", port=FIRST_PORT + number, **settings
+                project,
+                1,
+                "1.0.0",
+                name=f"cost {variant}",
+                route="/v1/predict" if args.rows == 1 else "/v1/predict/batch",
+                port=FIRST_PORT + number,
+                **settings,
             )
             if pinned:
                 server.command = ["taskset", "--cpu-list", str(pinned[0]), *server.command]
             # Listed before it starts, so that it is stopped if it fails to.
-            servers.append((variant, server, write_body(server, example)))
+            payload = example if args.rows == 1 else {"rows": [example] * args.rows}
+            servers.append((variant, server, write_body(server, payload)))
             serving(server)
         if pinned:
             # wrk, started from here, inherits this process's core.
@@ -220,8 +232,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     table = report(costs, args, pinned)
     print(table)
-    (BUILD / "cost.md").write_text(table + "\n")
-    (BUILD / "cost.json").write_text(json.dumps([asdict(c) for c in costs], indent=2) + "\n")
+    stem = "cost" if args.rows == 1 else f"cost-{args.rows}-rows"
+    (BUILD / f"{stem}.md").write_text(table + "\n")
+    (BUILD / f"{stem}.json").write_text(json.dumps([asdict(c) for c in costs], indent=2) + "\n")
     return 0
 
 

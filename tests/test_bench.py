@@ -63,20 +63,27 @@ def test_benchmark_smoke_run_serves_loads_and_prints_every_ratio(
     assert all(rate > 0 for rate in in_process.values()), in_process
 
 
-def test_cost_smoke_run_measures_each_part_of_monitoring(project_env: dict[str, str]) -> None:
+@pytest.mark.parametrize("rows", [1, 100])
+def test_cost_smoke_run_measures_each_part_of_monitoring(
+    project_env: dict[str, str], rows: int
+) -> None:
     from bench.cost import VARIANTS
 
-    output = succeed([sys.executable, "-m", "bench.cost", "--smoke"], TEMPLATE_ROOT, project_env)
+    command = [sys.executable, "-m", "bench.cost", "--smoke", f"--rows={rows}"]
+    output = succeed(command, TEMPLATE_ROOT, project_env)
 
-    costs = json.loads(COSTS.read_text())
+    costs = json.loads(
+        (COSTS if rows == 1 else COSTS.with_name(f"cost-{rows}-rows.json")).read_text()
+    )
     assert [cost["variant"] for cost in costs] == list(VARIANTS)
     for cost in costs:
         assert cost["errors"] == 0, cost
         assert cost["requests_per_s"] > 0, cost
         assert len(cost["rounds_us"]) == 1, cost  # --smoke: one round
-        # A request costs its worker some CPU, and no worker answers 10,000 a second.
-        assert 10 < cost["cpu_us_per_request"] < 100_000, cost
+        # No worker answers 100,000 requests a second, nor spends 0.1 s of CPU on a row.
+        assert 10 < cost["cpu_us_per_request"] < 100_000 * rows, cost
     assert "monitoring on / off, by CPU a request" in output
+    assert f"{rows} row(s) a request" in output
     # Each copy runs without what its name says, and with the rest.
     build = TEMPLATE_ROOT / "build" / "bench"
     for variant, settings in VARIANTS.items():
@@ -87,6 +94,9 @@ def test_cost_smoke_run_measures_each_part_of_monitoring(project_env: dict[str, 
         assert logged == ("APP_PREDICTION_LOG_ENABLED" not in settings), variant
         lines = (build / "logs" / f"{name.replace(' ', '-')}.log").read_text()
         assert ('"event":"request"' in lines) == ("APP_LOG_LEVEL" not in settings), variant
+        if "APP_LOG_LEVEL" not in settings:
+            route = "/v1/predict" if rows == 1 else "/v1/predict/batch"
+            assert f'"route":"{route}","status":200' in lines, variant
         assert cost["main_thread_us"] > 0, cost
         assert cost["other_threads_us"] > 0, cost  # at least the model's calls
 
