@@ -186,8 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             if pinned:
                 server.command = ["taskset", "--cpu-list", str(pinned[0]), *server.command]
-            # Listed before it starts, so that it is stopped if it fails to.
             payload = example if args.rows == 1 else {"rows": [example] * args.rows}
+            # Listed before it starts, so that it is stopped if it fails to.
             servers.append((variant, server, write_body(server, payload)))
             serving(server)
         if pinned:
