@@ -338,6 +338,18 @@ def test_copier_cli_renders_the_defaults_without_trust(tmp_path: Path) -> None:
     assert "make run" in result.stderr
 
 
+def assert_rule_tests_pass(project: Path) -> None:
+    """The rendered alert rules pass their own promtool unit tests."""
+    result = subprocess.run(
+        ["promtool", "test", "rules", "tests/rules_test.yml"],
+        cwd=project / "deploy" / "prometheus",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 @pytest.mark.parametrize(
     # Twice the target on a unit boundary: promtool's humanizeDuration sees 0.99999s as
     # 1000ms and 59.9999s as 60s, where the rule test once expected 1s and 1m 0s.
@@ -347,15 +359,7 @@ def test_copier_cli_renders_the_defaults_without_trust(tmp_path: Path) -> None:
 def test_alert_rule_tests_pass_for_any_latency_target(tmp_path: Path, latency_p95_ms: int) -> None:
     project = render(tmp_path / "project", latency_p95_ms=latency_p95_ms)
 
-    result = subprocess.run(
-        ["promtool", "test", "rules", "tests/rules_test.yml"],
-        cwd=project / "deploy" / "prometheus",
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_rule_tests_pass(project)
 
 
 @pytest.mark.parametrize(
@@ -384,11 +388,4 @@ def test_alerts_link_to_their_runbooks_in_the_repository_if_given(
         assert link.startswith(runbooks), link
         assert (project / "docs" / "runbooks" / link.removeprefix(runbooks)).is_file(), link
     # The rules' own tests expect the same links.
-    result = subprocess.run(
-        ["promtool", "test", "rules", "tests/rules_test.yml"],
-        cwd=prometheus,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_rule_tests_pass(project)
