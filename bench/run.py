@@ -13,8 +13,9 @@ same time and connections; its memory is read at the end of the run, and every
 process it started is stopped. The service with and without its monitoring, whose
 ratio is the closest one judged, run side by side instead and are driven in turn
 in short slices, so that both see the same machine. In-process ``predict_proba`` is
-the floor of what any server can do. The table and the ratios the service is held
-to are printed, and written to build/bench/results.md and results.json.
+the ceiling of what any server can do, and a bare ASGI app that reads a batch as raw
+float64 numbers shows what HTTP alone leaves of it. The table and the ratios the
+service is held to are printed, and written to build/bench/results.md and results.json.
 
 Absolute figures move with the machine and what else runs on it, and on a shared
 virtual machine they drift between runs a minute apart: one round once measured
@@ -31,6 +32,7 @@ import os
 import platform
 import shutil
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -40,6 +42,7 @@ from pathlib import Path
 
 from bench.servers import (
     Server,
+    bare_source,
     bentoml_source,
     mlserver_body,
     mlserver_files,
@@ -53,11 +56,13 @@ HGB_VERSION = "hgb"
 HALF_LOAD_CONNECTIONS = 2
 """The half-load runs' connections, times ``--connections``: a slot of the fixed
 schedule waits only if every connection is waiting for an answer."""
+BARE = "bare ASGI app, float64 rows"
 PORTS = {
     "modelship": 8301,
     "textbook": 8302,
     "bentoml": 8303,
     "modelship, monitoring off": 8304,
+    "bare": 8305,
     "mlserver": 8310,
 }
 PEER_PACKAGES = {
@@ -446,14 +451,20 @@ def modelship(
 
 
 def textbook(project: Path, model: Path, workers: int) -> Server:
-    port = PORTS["textbook"]
+    return uvicorn_app(
+        "textbook FastAPI", "textbook:app", project, model, workers, PORTS["textbook"]
+    )
+
+
+def uvicorn_app(name: str, app: str, project: Path, model: Path, workers: int, port: int) -> Server:
+    """``app`` from build/bench/apps under ``uvicorn --workers``, asked at /predict."""
     return Server(
-        name="textbook FastAPI",
+        name=name,
         command=[
             str(project / ".venv" / "bin" / "uvicorn"),
             "--app-dir",
             str(BUILD / "apps"),
-            "textbook:app",
+            app,
             "--host",
             "127.0.0.1",
             "--port",
@@ -469,6 +480,15 @@ def textbook(project: Path, model: Path, workers: int) -> Server:
         body=b"",
         env={"MODEL_PATH": str(model)},
     )
+
+
+def bare(project: Path, model: Path, workers: int) -> Server:
+    return uvicorn_app(BARE, "bare:app", project, model, workers, PORTS["bare"])
+
+
+def float64_rows(example: dict[str, float], rows: int) -> bytes:
+    """``rows`` copies of ``example`` as the bare app reads them."""
+    return struct.pack(f"<{len(example)}d", *example.values()) * rows
 
 
 def bentoml(venv: Path, model: Path, workers: int) -> Server:
@@ -605,6 +625,19 @@ def ratios(results: list[Result], baseline: dict[str, float]) -> list[Check]:
                 True,
             )
         )
+    floor = find(BARE, load="batch 1000")
+    if floor:
+        # No target: what HTTP itself leaves of in-process speed, with a body that
+        # costs nothing to read, no validation and no monitoring.
+        checks.append(
+            (
+                "batch of 1000: bare ASGI app on float64 rows / in-process rows/s",
+                ratio(floor.rows_per_s, baseline["batch_1000"]),
+                None,
+                True,
+            )
+        )
+    if batch:
         # No target: the ceiling of any JSON API, which must at least parse the body.
         checks.append(
             (
@@ -769,6 +802,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = project / "artifacts" / "1.0.0" / "model.joblib"
     hgb_model = project / "artifacts" / HGB_VERSION / "model.joblib"
     (BUILD / "apps" / "textbook.py").write_text(textbook_source(features))
+    (BUILD / "apps" / "bare.py").write_text(bare_source())
     (BUILD / "apps" / "bentoml_service.py").write_text(bentoml_source(features, args.workers))
     scikit_learn = library_version(project, "scikit-learn")
     venvs = {peer: peer_environment(peer, scikit_learn) for peer in peers}
@@ -851,6 +885,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         session(
             modelship(project, workers, "1.0.0", route="/v1/predict/batch"),
             batch,
+            "logreg",
+            workers,
+            rows=1000,
+            connections=4,
+            load="batch 1000",
+        )
+        # The same batch, served by the least an HTTP server can do with it.
+        session(
+            bare(project, model, workers),
+            float64_rows(example, 1000),
             "logreg",
             workers,
             rows=1000,

@@ -6,7 +6,10 @@
   ``predict_proba`` on a NumPy row, under ``uvicorn --workers``;
 - bentoml: a ``@bentoml.service`` with as many workers, served by ``bentoml serve``;
 - mlserver: Seldon MLServer's scikit-learn runtime with as many parallel workers,
-  asked for ``predict_proba`` over the V2 inference protocol.
+  asked for ``predict_proba`` over the V2 inference protocol;
+- bare: the least an HTTP server can do with a batch, for the batch runs only: a
+  pure ASGI app, no framework, reading the rows as raw float64 numbers and
+  answering each row's probabilities as JSON, under ``uvicorn --workers``.
 
 Every server loads the same joblib file and answers the same one-row question.
 """
@@ -162,6 +165,50 @@ def predict(features: Features) -> dict[str, object]:
         "label": str(model.classes_[best]),
         "probabilities": dict(zip(map(str, model.classes_), probabilities.tolist())),
     }}
+'''
+
+
+def bare_source() -> str:
+    """The bare ASGI app: the rows as little-endian float64 numbers, row after row."""
+    return '''"""The least an HTTP server can do with a batch: the benchmark's batch ceiling."""
+
+import os
+
+import joblib
+import numpy as np
+import orjson
+
+model = joblib.load(os.environ["MODEL_PATH"])
+FEATURES = model.n_features_in_
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    status, body = 200, b'{"status":"ready"}'
+    if scope["method"] == "POST":
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        rows = np.frombuffer(b"".join(chunks), dtype="<f8").reshape(-1, FEATURES)
+        if np.isfinite(rows).all():
+            probabilities = np.ascontiguousarray(model.predict_proba(rows))
+            body = orjson.dumps({"probabilities": probabilities}, option=orjson.OPT_SERIALIZE_NUMPY)
+        else:
+            status, body = 422, b'{"error":"not finite"}'
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 '''
 
 

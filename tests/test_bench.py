@@ -31,6 +31,7 @@ def test_benchmark_smoke_run_serves_loads_and_prints_every_ratio(
         ("textbook FastAPI", "half"),
         ("modelship", "half"),
         ("modelship", "batch 1000"),
+        ("bare ASGI app, float64 rows", "batch 1000"),
     }
     # The half-load runs are offered one fixed rate, half the textbook app's maximum, and
     # the schedule never sends faster; the other runs go as fast as the server answers.
@@ -51,6 +52,7 @@ def test_benchmark_smoke_run_serves_loads_and_prints_every_ratio(
         "p99 at half the textbook's maximum",
         "monitoring on / off",
         "batch of 1000: modelship rows/s / in-process rows/s",
+        "batch of 1000: bare ASGI app on float64 rows / in-process rows/s",
         "batch of 1000: parsing its JSON alone / in-process predict_proba rows/s",
         "batch of 1000: writing its rows to the prediction log alone / in-process",
         "start to /ready, 2 workers (s)",
