@@ -17,7 +17,7 @@ from app.errors import BatchTooLarge, PredictionFailed
 from app.features import FeatureSpec, InputFormat, Task
 from app.model import ClassPrediction, ModelSource, Predictor, ValuePrediction
 from app.model import Prediction as ModelPrediction
-from app.monitoring.prediction_log import PredictionLog
+from app.monitoring.prediction_log import BATCH_ID_DIGITS, PredictionLog, batch_row_id
 from app.monitoring.shadow import Shadow
 from app.observability.context import current_request_id
 from app.observability.observer import Observer
@@ -108,6 +108,17 @@ def _redacted(row: dict[str, Any], settings: Settings) -> dict[str, Any]:
     }
 
 
+def _latency_ms(request: Request) -> float:
+    """How long the request has taken so far, in ms."""
+    started = getattr(request.state, "started", None)
+    return (time.perf_counter() - started) * 1000 if started is not None else 0.0
+
+
+def _logged(record: dict[str, Any], redact: frozenset[str]) -> dict[str, Any]:
+    """A row's features as the log keeps them: redacted fields left out."""
+    return {k: v for k, v in record.items() if k not in redact} if redact else record
+
+
 def _log_rows(
     request: Request,
     records: list[dict[str, Any]],
@@ -116,10 +127,9 @@ def _log_rows(
     version: str,
     settings: Settings,
 ) -> list[dict[str, Any]]:
-    """The prediction log's rows for one request; redacted fields are left out."""
+    """The prediction log's rows for a one-row request."""
     now = datetime.now(UTC)
-    started = getattr(request.state, "started", None)
-    latency_ms = (time.perf_counter() - started) * 1000 if started is not None else 0.0
+    latency_ms = _latency_ms(request)
     request_id = current_request_id()
     redact = settings.log_redact
     return [
@@ -129,7 +139,7 @@ def _log_rows(
             "model_version": version,
             "role": "primary",
             "request_id": request_id,
-            "features": {k: v for k, v in record.items() if k not in redact} if redact else record,
+            "features": _logged(record, redact),
             # The dict the answer copies with its id in front; the writer only reads it.
             "output": output,
             "latency_ms": latency_ms,
@@ -138,11 +148,34 @@ def _log_rows(
     ]
 
 
+def _log_batch(
+    request: Request,
+    records: list[dict[str, Any]],
+    batch_id: str,
+    outputs: list[dict[str, object]],
+    version: str,
+    settings: Settings,
+) -> dict[str, Any]:
+    """The prediction log's one row for a batch: its rows' features and outputs, in order."""
+    redact = settings.log_redact
+    return {
+        "batch_id": batch_id,
+        "created_at": datetime.now(UTC),
+        "model_version": version,
+        "role": "primary",
+        "request_id": current_request_id(),
+        "rows": len(records),
+        "features": [_logged(record, redact) for record in records] if redact else records,
+        "outputs": outputs,
+        "latency_ms": _latency_ms(request),
+    }
+
+
 async def _predict(
-    request: Request, records: list[dict[str, Any]], predictor: Predictor
+    request: Request, records: list[dict[str, Any]], predictor: Predictor, *, batch: bool = False
 ) -> list[dict[str, object]]:
     """Predict the validated rows ``records`` and leave what the request's log line
-    reports in its state."""
+    reports in its state. A ``batch`` is logged as one row of ``prediction_batches``."""
     # From the application's state rather than as dependencies: FastAPI resolves each
     # dependency on every request, and these never change while the service runs.
     settings: Settings = request.app.state.settings
@@ -166,7 +199,11 @@ async def _predict(
     results = answer.predictions
     if observer is not None:
         observer.predicted(records, results, answer.seconds, answer.inputs)
-    ids = prediction_ids(len(results))
+    if batch:
+        batch_id = prediction_ids(1)[0][:BATCH_ID_DIGITS]
+        ids = [batch_row_id(batch_id, position) for position in range(len(results))]
+    else:
+        batch_id, ids = "", prediction_ids(len(results))
     outputs = _outputs(results)
     answers = [
         {"prediction_id": prediction_id, **output}
@@ -174,13 +211,17 @@ async def _predict(
     ]
     prediction_log: PredictionLog | None = request.app.state.prediction_log
     log_rows: list[dict[str, Any]] = []
-    if prediction_log is not None:
+    log_batch: dict[str, Any] | None = None
+    if prediction_log is not None and batch:
+        log_batch = _log_batch(request, records, batch_id, outputs, predictor.version, settings)
+        prediction_log.record_batch(log_batch)
+    elif prediction_log is not None:
         log_rows = _log_rows(request, records, ids, outputs, predictor.version, settings)
         prediction_log.record(log_rows)
     shadow: Shadow | None = request.app.state.shadow
     if shadow is not None:
         # Only queued: the shadow predicts from its own thread, after this response.
-        shadow.submit(records, results, log_rows)
+        shadow.submit(records, results, log_rows, log_batch)
     if len(answers) == 1:
         request.state.prediction_id = answers[0]["prediction_id"]
     else:
@@ -241,7 +282,7 @@ async def predict_batch(
     predictor: PredictorDep,
 ) -> BatchPredictionResponse:
     # One dump of the whole batch: pydantic loops over the rows in its compiled core.
-    answers = await _predict(request, batch.model_dump()["rows"], predictor)
+    answers = await _predict(request, batch.model_dump()["rows"], predictor, batch=True)
     # One validation of the whole answer: pydantic loops over the rows in its compiled
     # core, several times faster than one model_validate call per row.
     return BatchPredictionResponse.model_validate(

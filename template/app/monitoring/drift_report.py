@@ -34,7 +34,7 @@ from app.errors import ServiceError
 from app.features import FeatureSpec, is_missing
 from app.model import ArtifactMetadata
 from app.monitoring.drift import psi, reference_shares
-from app.monitoring.prediction_log import predictions
+from app.monitoring.prediction_log import prediction_batches, predictions
 from app.monitoring.reference import CategoricalReference, NumericReference, Reference
 from app.monitoring.text import table
 from app.settings import Settings
@@ -104,9 +104,10 @@ class DriftThresholds(BaseModel):
 def read_window(
     engine: Engine, model_version: str, since: datetime, until: datetime, limit: int = MAX_ROWS
 ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """(features, output) of the primary model's predictions in [since, until), latest first."""
+    """(features, output) of the primary model's predictions in [since, until), latest
+    first, up to ``limit``: one-row predictions and the rows of batches."""
     query = (
-        select(predictions.c.features, predictions.c.output)
+        select(predictions.c.created_at, predictions.c.features, predictions.c.output)
         .where(
             predictions.c.model_version == model_version,
             predictions.c.role == "primary",
@@ -116,8 +117,28 @@ def read_window(
         .order_by(predictions.c.created_at.desc())
         .limit(limit)
     )
+    batches = prediction_batches.c
+    batched = (
+        select(batches.created_at, batches.features, batches.outputs)
+        .where(
+            batches.model_version == model_version,
+            batches.role == "primary",
+            batches.created_at >= since,
+            batches.created_at < until,
+        )
+        .order_by(batches.created_at.desc())
+    )
     with engine.connect() as connection:
-        return [(row.features, row.output) for row in connection.execute(query)]
+        rows = [(row.created_at, row.features, row.output) for row in connection.execute(query)]
+        from_batches = 0
+        for created_at, features, outputs in connection.execute(batched):
+            if from_batches >= limit:
+                break
+            rows += [(created_at, *pair) for pair in zip(features, outputs, strict=True)]
+            from_batches += len(outputs)
+    # Stable: a batch's rows keep their order.
+    rows.sort(key=lambda row: row[0], reverse=True)
+    return [(features, output) for _, features, output in rows[:limit]]
 
 
 def _number(value: float) -> str:

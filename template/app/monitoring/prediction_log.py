@@ -1,5 +1,12 @@
 """The prediction log: every successful prediction, kept for drift reports and quality.
 
+A one-row prediction is a row of ``predictions``; a batch is one row of
+``prediction_batches``, its rows' features and answers in order, as request loggers
+keep a request's payload: writing a row each cost a batch of 1,000 rows half of
+the CPU time of answering it (modelship's README, "Performance"). Every prediction
+id still leads to its answer: a batch row's id is its batch's id and its position
+(``batch_position``).
+
 A SQLite file by default (``APP_PREDICTION_LOG_PATH``, in WAL mode so several
 workers write side by side); PostgreSQL, or any database SQLAlchemy speaks to,
 when ``APP_DATABASE_URL`` is set. Requests never wait for the database: a route
@@ -33,12 +40,14 @@ from sqlalchemy import (
     DateTime,
     Engine,
     Float,
+    Integer,
     MetaData,
     String,
     Table,
     create_engine,
     delete,
     event,
+    func,
     insert,
     inspect,
     select,
@@ -71,6 +80,49 @@ predictions = Table(
 
 A shadow's row carries the prediction id of the primary row it shadows, so feedback
 on that id scores both versions: the key is (prediction_id, role)."""
+
+prediction_batches = Table(
+    "prediction_batches",
+    metadata,
+    Column("batch_id", String(27), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("model_version", String(64), nullable=False, index=True),
+    Column("role", String(8), primary_key=True, default="primary"),
+    Column("request_id", String(128)),
+    Column("rows", Integer, nullable=False),
+    Column("features", _JSON, nullable=False),
+    Column("outputs", _JSON, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+)
+"""One row per batch answered through /v1/predict/batch: ``features`` and ``outputs``
+list its rows' in order. A shadow's batch row has the primary's ``batch_id``."""
+
+BATCH_ID_DIGITS: Final = 27
+"""A batch's id: the first 27 hex digits of a UUIDv7. Each of its rows' prediction id
+is the batch's id followed by the row's position in 5 hex digits, up to the 100,000
+rows APP_MAX_BATCH_SIZE allows: 32 hex digits, as every other prediction id."""
+
+
+def batch_row_id(batch_id: str, position: int) -> str:
+    return f"{batch_id}{position:05x}"
+
+
+def batch_position(prediction_id: str) -> tuple[str, int] | None:
+    """(batch id, position) a prediction id would have as a batch's row; None when it
+    cannot be one."""
+    if len(prediction_id) != BATCH_ID_DIGITS + 5:
+        return None
+    try:
+        position = int(prediction_id[BATCH_ID_DIGITS:], 16)
+    except ValueError:
+        return None
+    return prediction_id[:BATCH_ID_DIGITS], position
+
+
+def batch_of(prediction_id: Any) -> Any:
+    """The SQL expression of the batch id a stored prediction id would belong to."""
+    return func.substr(prediction_id, 1, BATCH_ID_DIGITS)
+
 
 feedback = Table(
     "feedback",
@@ -223,7 +275,9 @@ class PredictionLog:
         self._max_pending = max_pending
         self._retention = retention
         self._listener = listener
+        # Rows of ``predictions``, and batches, each one row of ``prediction_batches``.
         self._pending: deque[dict[str, Any]] = deque()
+        self._pending_rows = 0  # the predictions they hold
         self._wake = threading.Condition()
         self._stopping = False
         self._deadline = float("inf")
@@ -240,28 +294,48 @@ class PredictionLog:
         self._thread.start()
 
     def record(self, rows: Iterable[dict[str, Any]]) -> None:
-        """Queue rows for writing; never blocks on the database."""
+        """Queue rows of ``predictions`` for writing; never blocks on the database."""
         rows = list(rows)
         with self._wake:
             # Memory is bounded: past the limit new rows are refused, and counted.
-            room = max(self._max_pending - len(self._pending), 0)
+            room = max(self._max_pending - self._pending_rows, 0)
             self._pending.extend(rows[:room])
+            self._pending_rows += min(len(rows), room)
             overflow = len(rows) - room if len(rows) > room else 0
-            self._dropped += overflow
-            # The writer wakes for a full batch, or on its own every flush interval:
-            # waking it for every request would write batches of one row, and the
-            # handover alone costs more than the request's own logging.
-            if len(self._pending) >= self._batch_size:
-                self._wake.notify()
-        if overflow > 0:
-            logger.error("prediction log full: rows dropped", dropped=overflow)
+            self._queued(overflow)
+        self._report_dropped(overflow)
+
+    def record_batch(self, batch: dict[str, Any]) -> None:
+        """Queue a row of ``prediction_batches``, a whole batch; never blocks on the
+        database. A batch that does not fit in the buffer is dropped whole."""
+        rows: int = batch["rows"]
+        with self._wake:
+            fits = self._pending_rows + rows <= self._max_pending
+            if fits:
+                self._pending.append(batch)
+                self._pending_rows += rows
+            self._queued(0 if fits else rows)
+        self._report_dropped(0 if fits else rows)
+
+    def _queued(self, dropped: int) -> None:
+        """Count ``dropped`` rows, and wake the writer if a batch's worth waits; with the lock."""
+        self._dropped += dropped
+        # The writer wakes for a full batch, or on its own every flush interval: waking
+        # it for every request would write batches of one row, and the handover alone
+        # costs more than the request's own logging.
+        if self._pending_rows >= self._batch_size:
+            self._wake.notify()
+
+    def _report_dropped(self, rows: int) -> None:
+        if rows > 0:
+            logger.error("prediction log full: rows dropped", dropped=rows)
             if self._listener is not None:
-                self._listener.log_dropped(overflow)
+                self._listener.log_dropped(rows)
 
     def status(self) -> PredictionLogStatus:
         return PredictionLogStatus(
             state="failing" if self._failing else "ok",
-            pending=len(self._pending),
+            pending=self._pending_rows,
             written=self._written,
             dropped=self._dropped,
             last_error=self._last_error,
@@ -278,21 +352,29 @@ class PredictionLog:
         if self._pending:
             logger.error(
                 "prediction log closed with rows unwritten",
-                rows=len(self._pending),
+                rows=self._pending_rows,
                 error=self._last_error,
             )
         self.engine.dispose()
 
     def _take(self) -> list[dict[str, Any]]:
+        """The oldest waiting entries, up to batch_size rows (at least one entry), once a
+        batch's worth waits or the flush interval has passed."""
         deadline = time.monotonic() + self._flush_interval
         with self._wake:
-            while len(self._pending) < self._batch_size and not self._stopping:
+            while self._pending_rows < self._batch_size and not self._stopping:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 self._wake.wait(remaining)
-            count = min(len(self._pending), self._batch_size)
-            return [self._pending[index] for index in range(count)]
+            taken: list[dict[str, Any]] = []
+            rows = 0
+            for entry in self._pending:
+                if taken and rows + _rows_of(entry) > self._batch_size:
+                    break
+                taken.append(entry)
+                rows += _rows_of(entry)
+            return taken
 
     def _run(self) -> None:
         pause = 0.5
@@ -314,16 +396,18 @@ class PredictionLog:
                 pause = min(pause * 2, MAX_RETRY_PAUSE)
                 continue
             pause = 0.5
+            written = sum(_rows_of(entry) for entry in batch)
             with self._wake:
                 for _ in batch:
                     self._pending.popleft()
-                pending = len(self._pending)
-            self._written += len(batch)
+                self._pending_rows -= written
+                pending = self._pending_rows
+            self._written += written
             if self._failing:
                 logger.info("prediction log writing again", pending=pending)
             self._failing = False
             if self._listener is not None:
-                self._listener.log_written(len(batch), pending)
+                self._listener.log_written(written, pending)
 
     def ensure_tables(self) -> None:
         """Create the log's tables where they do not exist yet; once per process.
@@ -343,24 +427,28 @@ class PredictionLog:
                     raise
         self._ready = True
 
-    def _write(self, batch: Sequence[Mapping[str, Any]]) -> None:
+    def _write(self, entries: Sequence[Mapping[str, Any]]) -> None:
         self.ensure_tables()
+        rows = [entry for entry in entries if "batch_id" not in entry]
+        batches = [entry for entry in entries if "batch_id" in entry]
         with self.engine.begin() as connection:
-            if connection.dialect.name == "sqlite":
-                insert_into_sqlite(connection, batch)
-            else:
-                connection.execute(insert(predictions), list(batch))
+            if rows and connection.dialect.name == "sqlite":
+                insert_into_sqlite(connection, rows)
+            elif rows:
+                connection.execute(insert(predictions), rows)
+            if batches:
+                connection.execute(insert(prediction_batches), batches)
 
     def _failed(self, exc: SQLAlchemyError) -> None:
         message = first_line(exc)
         if not self._failing or message != self._last_error:
             logger.error(
-                "prediction log cannot write; retrying", error=message, pending=len(self._pending)
+                "prediction log cannot write; retrying", error=message, pending=self._pending_rows
             )
         self._failing = True
         self._last_error = message
         if self._listener is not None:
-            self._listener.log_failed(len(self._pending))
+            self._listener.log_failed(self._pending_rows)
 
     def _prune_now_and_then(self) -> None:
         now = datetime.now(UTC)
@@ -374,6 +462,12 @@ class PredictionLog:
             return
         if removed:
             logger.info("prediction log pruned", rows=removed, retention=str(self._retention))
+
+
+def _rows_of(entry: Mapping[str, Any]) -> int:
+    """How many predictions a waiting entry holds: a batch's rows, or one."""
+    rows: int = entry.get("rows", 1)
+    return rows
 
 
 _COLUMNS: Final = tuple(column.name for column in predictions.columns)
@@ -442,10 +536,22 @@ def insert_into_sqlite(connection: Connection, batch: Sequence[Mapping[str, Any]
 def prune(engine: Engine, before: datetime) -> int:
     """Delete predictions made before ``before``, and their feedback; how many went."""
     old = select(predictions.c.prediction_id).where(predictions.c.created_at < before)
+    old_batches = prediction_batches.c.created_at < before
     with engine.begin() as connection:
         connection.execute(delete(feedback).where(feedback.c.prediction_id.in_(old)))
-        result = connection.execute(delete(predictions).where(predictions.c.created_at < before))
-    return result.rowcount
+        connection.execute(
+            delete(feedback).where(
+                batch_of(feedback.c.prediction_id).in_(
+                    select(prediction_batches.c.batch_id).where(old_batches)
+                )
+            )
+        )
+        rows = connection.execute(delete(predictions).where(predictions.c.created_at < before))
+        batched = connection.execute(
+            select(func.coalesce(func.sum(prediction_batches.c.rows), 0)).where(old_batches)
+        ).scalar_one()
+        connection.execute(delete(prediction_batches).where(old_batches))
+    return rows.rowcount + int(batched)
 
 
 def open_log(settings: Settings, listener: LogListener | None = None) -> PredictionLog:

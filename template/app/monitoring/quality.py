@@ -7,7 +7,8 @@ report joins predictions with their feedback and scores each model version over
 a window of prediction times: accuracy, macro F1 and ROC AUC for a classifier,
 MAE and RMSE for a regressor, and the label coverage (the share of predictions
 whose truth is known). A shadow model's predictions share the primary's ids, so
-one piece of feedback scores both.
+one piece of feedback scores both. A batch's rows are found through their batch's
+row of ``prediction_batches`` (``batch_position``).
 """
 
 import math
@@ -24,13 +25,19 @@ from sklearn.metrics import (
     roc_auc_score,
     root_mean_squared_error,
 )
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from app.errors import FeedbackConflict, PredictionNotFound
 from app.features import Task
 from app.model import ArtifactMetadata
-from app.monitoring.prediction_log import feedback, predictions
+from app.monitoring.prediction_log import (
+    batch_of,
+    batch_position,
+    feedback,
+    prediction_batches,
+    predictions,
+)
 from app.monitoring.text import table
 from app.settings import Settings
 
@@ -61,8 +68,21 @@ def _answers(engine: Engine, prediction_id: str) -> list[Predicted]:
     query = select(predictions.c.model_version, predictions.c.role, predictions.c.output).where(
         predictions.c.prediction_id == prediction_id
     )
+    position = batch_position(prediction_id)
     with engine.connect() as connection:
-        rows = connection.execute(query).all()
+        rows = [tuple(row) for row in connection.execute(query)]
+        if not rows and position is not None:
+            batch_id, index = position
+            batched = select(
+                prediction_batches.c.model_version,
+                prediction_batches.c.role,
+                prediction_batches.c.outputs,
+            ).where(prediction_batches.c.batch_id == batch_id)
+            rows = [
+                (version, role, outputs[index])
+                for version, role, outputs in connection.execute(batched)
+                if index < len(outputs)
+            ]
     answers = [Predicted(model_version=r[0], role=r[1], output=r[2]) for r in rows]
     return sorted(answers, key=lambda answer: answer.role != "primary")
 
@@ -205,6 +225,51 @@ def _regression_scores(
     }
 
 
+Labelled = dict[tuple[str, str], list[tuple[dict[str, Any], dict[str, Any]]]]
+"""(output, observed) of labelled predictions, by (model version, role)."""
+
+
+def _add_batches(
+    connection: Connection,
+    since: datetime,
+    until: datetime,
+    made: dict[tuple[str, str], int],
+    labelled: Labelled,
+    room: int,
+) -> None:
+    """Add the rows of batches made in [since, until) to ``made``, and up to ``room``
+    labelled ones to ``labelled``. Each batch's outputs are read once, however many of
+    its rows have feedback."""
+    batches = prediction_batches.c
+    in_window = (batches.created_at >= since, batches.created_at < until)
+    counted = (
+        select(batches.model_version, batches.role, func.sum(batches.rows))
+        .where(*in_window)
+        .group_by(batches.model_version, batches.role)
+    )
+    for version, role, rows in connection.execute(counted):
+        made[(version, role)] = made.get((version, role), 0) + int(rows)
+    truths = (
+        select(feedback.c.prediction_id, feedback.c.observed)
+        .join(prediction_batches, batch_of(feedback.c.prediction_id) == batches.batch_id)
+        .where(*in_window, batches.role == "primary")
+        .limit(max(room, 0))
+    )
+    observed: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for prediction_id, truth in connection.execute(truths):
+        position = batch_position(prediction_id)
+        if position is not None:
+            observed.setdefault(position[0], []).append((position[1], truth))
+    if not observed:
+        return
+    answered = select(batches.batch_id, batches.model_version, batches.role, batches.outputs).where(
+        *in_window, batches.batch_id.in_(select(batch_of(feedback.c.prediction_id)))
+    )
+    for batch_id, version, role, outputs in connection.execute(answered):
+        pairs = labelled.setdefault((version, role), [])
+        pairs += [(outputs[index], truth) for index, truth in observed.get(batch_id, [])]
+
+
 def quality_report(
     engine: Engine,
     *,
@@ -235,9 +300,11 @@ def quality_report(
     )
     with engine.connect() as connection:
         made = {(row[0], row[1]): int(row[2]) for row in connection.execute(counted)}
-        labelled: dict[tuple[str, str], list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+        labelled: Labelled = {}
         for version, role, output, observed in connection.execute(joined):
             labelled.setdefault((version, role), []).append((output, observed))
+        room = MAX_LABELLED - sum(len(pairs) for pairs in labelled.values())
+        _add_batches(connection, since, until, made, labelled, room)
     versions = []
     for (version, role), count in sorted(made.items(), key=lambda item: (item[0][1], item[0][0])):
         pairs = labelled.get((version, role), [])

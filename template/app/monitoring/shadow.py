@@ -70,11 +70,18 @@ class ShadowStatus(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class _Job:
-    """One request's rows, the primary's answers, and the primary's log rows if logged."""
+    """One request's rows, the primary's answers, and the primary's log rows, or its
+    batch's log row, if logged."""
 
     rows: Sequence[Mapping[str, Any]]
     primary: Sequence[Prediction]
     log_rows: Sequence[Mapping[str, Any]]
+    log_batch: Mapping[str, Any] | None
+
+
+def _output(answer: Prediction) -> dict[str, Any]:
+    """An answer as the prediction log keeps it: the fields that are set."""
+    return {k: v for k, v in asdict(answer).items() if v is not None}
 
 
 def agrees(primary: Prediction, shadow: Prediction, tolerance: float) -> bool:
@@ -128,16 +135,18 @@ class Shadow:
         rows: Sequence[Mapping[str, Any]],
         primary: Sequence[Prediction],
         log_rows: Sequence[Mapping[str, Any]] = (),
+        log_batch: Mapping[str, Any] | None = None,
     ) -> None:
         """Queue a request's rows for the shadow; never waits for it.
 
-        ``log_rows`` are the primary's prediction log rows for ``rows``, or empty
-        when the log is off: the shadow's rows copy their ids, request id and features.
+        ``log_rows`` are the primary's prediction log rows for ``rows``, or
+        ``log_batch`` its one row for a batch; neither when the log is off. The
+        shadow's copy their ids, request id and features.
         """
         with self._wake:
             accepted = not self._stopping and self._pending + len(rows) <= self._max_pending
             if accepted:
-                self._jobs.append(_Job(rows, primary, log_rows))
+                self._jobs.append(_Job(rows, primary, log_rows, log_batch))
                 self._pending += len(rows)
                 self._wake.notify()
             else:
@@ -227,6 +236,17 @@ class Shadow:
         for job in jobs:
             shadowed = answers[position : position + len(job.rows)]
             position += len(job.rows)
+            if job.log_batch is not None:
+                self._prediction_log.record_batch(
+                    {
+                        **job.log_batch,
+                        "created_at": now,
+                        "model_version": self.version,
+                        "role": "shadow",
+                        "outputs": [_output(answer) for answer in shadowed],
+                        "latency_ms": latency_ms,
+                    }
+                )
             if not job.log_rows:
                 continue
             self._prediction_log.record(
@@ -235,7 +255,7 @@ class Shadow:
                     "created_at": now,
                     "model_version": self.version,
                     "role": "shadow",
-                    "output": {k: v for k, v in asdict(answer).items() if v is not None},
+                    "output": _output(answer),
                     "latency_ms": latency_ms,
                 }
                 for row, answer in zip(job.log_rows, shadowed, strict=True)

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sklearn.metrics import roc_auc_score
 
 from app.main import create_app
+from app.monitoring.prediction_log import BATCH_ID_DIGITS, batch_row_id
 from app.schemas import CLASS_LABELS, FEATURE_EXAMPLE
 from app.settings import Settings
 from tests.clients import app_client
@@ -218,6 +219,37 @@ def test_feedback_on_an_unknown_prediction_is_404(log_settings: Settings) -> Non
     error = response.json()["error"]
     assert error["code"] == "prediction_not_found"
     assert error["details"][0]["field"] == "prediction_id"
+
+
+def test_feedback_on_a_position_past_a_batchs_rows_is_404(log_settings: Settings) -> None:
+    with app_client(create_app(log_settings)) as client:
+        answers = predict(client, [FEATURE_EXAMPLE] * 2)
+        past = batch_row_id(answers[0]["prediction_id"][:BATCH_ID_DIGITS], 2)
+        response = send_feedback(client, past, ANY_OUTCOME)
+        last = send_feedback(client, answers[1]["prediction_id"], ANY_OUTCOME)
+
+    assert (response.status_code, last.status_code) == (404, 201)
+    assert response.json()["error"]["code"] == "prediction_not_found"
+
+
+def test_one_row_predictions_and_batches_are_scored_together(log_settings: Settings) -> None:
+    with app_client(create_app(log_settings)) as client:
+        one = client.post("/v1/predict", json=FEATURE_EXAMPLE).json()
+        answers = [one, *predict(client, load_dataset().rows[:3])]
+        wait_until_written(client, len(answers))
+        observed = [truth(index, answer) for index, answer in enumerate(answers)]
+        statuses = [
+            send_feedback(client, answer["prediction_id"], outcome).status_code
+            for answer, outcome in zip(answers, observed, strict=True)
+        ]
+        [version] = client.get("/v1/quality").json()["versions"]
+
+    assert statuses == [201] * len(answers)
+    assert (version["predictions"], version["labelled"]) == (len(answers), len(answers))
+    if CLASS_LABELS:
+        assert version["accuracy"] == pytest.approx(0.5)
+    else:
+        assert version["mae"] == pytest.approx(3.0)
 
 
 WRONG = (

@@ -26,53 +26,76 @@ from app.model import Predictor
 from app.monitoring.prediction_log import (
     SQLITE_PAGE_SIZE,
     PredictionLog,
+    batch_row_id,
     create_log_engine,
+    feedback,
     metadata,
+    prediction_batches,
     predictions,
     prune,
     sqlite_datetime,
 )
-from app.schemas import FEATURE_EXAMPLE, FEATURES
+from app.schemas import FEATURE_EXAMPLE, FEATURES, Features
 from app.settings import Settings
 from tests.clients import app_client, http_client
 from tests.faults import CuttableProxy
 from tests.server import serving_env, start_server, stop, wait_until_ready
+from training.data import load_dataset
 
 
-def rows_in(url: str) -> list[dict[str, Any]]:
+def rows_in(url: str, table: Table = predictions) -> list[dict[str, Any]]:
     engine = create_log_engine(url)
     try:
         with engine.connect() as connection:
-            return [dict(row._mapping) for row in connection.execute(select(predictions))]
+            return [dict(row._mapping) for row in connection.execute(select(table))]
     finally:
         engine.dispose()
+
+
+def model_output(answer: dict[str, Any]) -> dict[str, Any]:
+    """The answer as the model gave it: the response adds its id, version and unit."""
+    return {
+        key: value
+        for key, value in answer.items()
+        if key not in ("prediction_id", "model_version", "unit")
+    }
 
 
 def test_every_prediction_is_recorded_with_its_context(
     settings: Settings, database: str, predictor: Predictor
 ) -> None:
+    rows = load_dataset().rows[:3]
     with app_client(create_app(settings.model_copy(update={"database_url": database}))) as client:
         one = client.post("/v1/predict", json=FEATURE_EXAMPLE, headers={"X-Request-ID": "req-1"})
-        batch = client.post("/v1/predict/batch", json={"rows": [FEATURE_EXAMPLE] * 3})
+        batch = client.post(
+            "/v1/predict/batch", json={"rows": rows}, headers={"X-Request-ID": "req-2"}
+        )
     # Leaving the client stops the application, which writes what is buffered.
 
-    stored = {row["prediction_id"]: row for row in rows_in(database)}
-
-    answered = [one.json(), *batch.json()["predictions"]]
-    assert set(stored) == {answer["prediction_id"] for answer in answered}
-    first = stored[one.json()["prediction_id"]]
+    [first] = rows_in(database)
+    assert first["prediction_id"] == one.json()["prediction_id"]
     assert first["request_id"] == "req-1"
     assert first["model_version"] == predictor.version
     assert first["role"] == "primary"
     assert first["features"] == FEATURE_EXAMPLE
-    # The answer as the model gave it; the response adds its id, version and unit.
-    assert first["output"] == {
-        key: value
-        for key, value in one.json().items()
-        if key not in ("prediction_id", "model_version", "unit")
-    }
+    assert first["output"] == model_output(one.json())
     assert first["latency_ms"] > 0
     assert first["created_at"] <= datetime.now(UTC).replace(tzinfo=first["created_at"].tzinfo)
+    # A batch is one row: its rows' features and answers in order, each answer's id
+    # the batch's id and the row's position.
+    [logged] = rows_in(database, prediction_batches)
+    answers = batch.json()["predictions"]
+    assert [answer["prediction_id"] for answer in answers] == [
+        batch_row_id(logged["batch_id"], position) for position in range(len(rows))
+    ]
+    assert logged["rows"] == len(rows)
+    assert logged["request_id"] == "req-2"
+    assert logged["model_version"] == predictor.version
+    assert logged["role"] == "primary"
+    assert logged["features"] == [Features.model_validate(row).model_dump() for row in rows]
+    assert logged["outputs"] == [model_output(answer) for answer in answers]
+    assert logged["latency_ms"] > 0
+    assert first["created_at"] <= logged["created_at"]
 
 
 @pytest.mark.parametrize(
@@ -102,11 +125,13 @@ def test_redacted_fields_stay_out_of_the_log(settings: Settings, sqlite_url: str
     )
     with app_client(create_app(redacting)) as client:
         client.post("/v1/predict", json=FEATURE_EXAMPLE)
+        client.post("/v1/predict/batch", json={"rows": [FEATURE_EXAMPLE] * 2})
 
     [row] = rows_in(sqlite_url)
+    [batch] = rows_in(sqlite_url, prediction_batches)
 
-    assert secret not in row["features"]
-    assert set(row["features"]) == set(FEATURE_EXAMPLE) - {secret}
+    for features in [row["features"], *batch["features"]]:
+        assert set(features) == set(FEATURE_EXAMPLE) - {secret}
 
 
 def test_a_new_sqlite_log_is_readable_by_its_owner_only(settings: Settings, tmp_path: Path) -> None:
@@ -143,16 +168,32 @@ def test_a_database_that_is_down_fails_no_prediction_and_loses_no_row(
     url = f"sqlite:///{blocker / 'predictions.db'}"
     with app_client(create_app(settings.model_copy(update={"database_url": url}))) as client:
         statuses = [client.post("/v1/predict", json=FEATURE_EXAMPLE).status_code for _ in range(5)]
+        batch = client.post("/v1/predict/batch", json={"rows": [FEATURE_EXAMPLE] * 3})
         failing = wait_for(client, lambda log: log["state"] == "failing")
         blocker.unlink()
         blocker.mkdir()
         recovered = wait_for(client, lambda log: log["state"] == "ok" and log["pending"] == 0)
 
-    assert statuses == [200] * 5
-    assert failing["pending"] == 5
+    assert [*statuses, batch.status_code] == [200] * 6
+    # Pending and written count predictions, a batch's rows each.
+    assert failing["pending"] == 8
     assert failing["last_error"]
-    assert recovered["written"] == 5
+    assert recovered["written"] == 8
     assert len(rows_in(url)) == 5
+    assert [row["rows"] for row in rows_in(url, prediction_batches)] == [3]
+
+
+def test_a_batch_that_does_not_fit_in_the_buffer_is_dropped_whole(sqlite_url: str) -> None:
+    log = PredictionLog(create_log_engine(sqlite_url), max_pending=5)  # not started
+    row = {"prediction_id": "p", "features": {}}
+    log.record([row, row])
+    log.record_batch({"batch_id": "b1", "rows": 4, "features": [{}] * 4})  # 6 > 5: dropped
+    log.record_batch({"batch_id": "b2", "rows": 3, "features": [{}] * 3})  # fits exactly
+    log.record([row])  # no room left
+
+    status = log.status()
+    log.engine.dispose()
+    assert (status.pending, status.dropped) == (5, 4 + 1)
 
 
 def wait_for(client: TestClient, condition: Any, seconds: float = 30) -> dict[str, Any]:
@@ -316,17 +357,48 @@ def test_a_new_sqlite_log_takes_large_pages_and_an_existing_one_keeps_its_own(
     old.dispose()
 
 
-def test_old_predictions_are_pruned_with_their_feedback(sqlite_url: str) -> None:
-    engine = create_log_engine(sqlite_url)
+def test_old_predictions_are_pruned_with_their_feedback(database: str) -> None:
+    engine = create_log_engine(database)
     metadata.create_all(engine)
     now = datetime.now(UTC)
+    old, new = now - timedelta(days=100), now
     row = {"model_version": "1", "role": "primary", "features": {}, "output": {}, "latency_ms": 1.0}
+    batch = {
+        "model_version": "1",
+        "role": "primary",
+        "rows": 2,
+        "features": [{}, {}],
+        "outputs": [{}, {}],
+        "latency_ms": 1.0,
+    }
+    old_batch, new_batch = "0" * 26 + "1", "0" * 26 + "2"
+    ids = [
+        "a" * 32,
+        "b" * 32,
+        batch_row_id(old_batch, 1),
+        batch_row_id(new_batch, 0),
+    ]
     with engine.begin() as connection:
         connection.execute(
             predictions.insert(),
             [
-                {**row, "prediction_id": "old", "created_at": now - timedelta(days=100)},
-                {**row, "prediction_id": "new", "created_at": now},
+                {**row, "prediction_id": ids[0], "created_at": old},
+                {**row, "prediction_id": ids[1], "created_at": new},
+            ],
+        )
+        connection.execute(
+            prediction_batches.insert(),
+            [
+                {**batch, "batch_id": old_batch, "created_at": old},
+                {**batch, "batch_id": old_batch, "created_at": old, "role": "shadow"},
+                {**batch, "batch_id": new_batch, "created_at": new},
+            ],
+        )
+        connection.execute(
+            feedback.insert(),
+            [
+                {"prediction_id": id_, "observed": {}, "observed_at": now, "received_at": now}
+                for id_ in ids
             ],
         )
 
@@ -334,9 +406,13 @@ def test_old_predictions_are_pruned_with_their_feedback(sqlite_url: str) -> None
 
     with engine.connect() as connection:
         left = connection.execute(select(predictions.c.prediction_id)).scalars().all()
+        batches = connection.execute(select(prediction_batches.c.batch_id)).scalars().all()
+        labelled = connection.execute(select(feedback.c.prediction_id)).scalars().all()
     engine.dispose()
-    assert removed == 1
-    assert left == ["new"]
+    assert removed == 1 + 2 * 2  # a row, and a batch of two rows answered twice
+    assert left == [ids[1]]
+    assert batches == [new_batch]
+    assert sorted(labelled) == sorted([ids[1], ids[3]])
 
 
 def test_a_prediction_id_holds_one_row_per_role(sqlite_url: str) -> None:

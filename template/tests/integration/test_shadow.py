@@ -20,6 +20,7 @@ from app.model import (
     load_service_model,
     load_shadow_model,
 )
+from app.monitoring.prediction_log import batch_row_id, prediction_batches
 from app.schemas import FEATURE_EXAMPLE
 from app.settings import Settings
 from tests.clients import app_client, http_client
@@ -82,27 +83,28 @@ def test_shadow_answers_are_logged_under_the_primary_ids_and_compared(
         one = client.post("/v1/predict", json=FEATURE_EXAMPLE, headers={"X-Request-ID": "o"})
         details = shadow_details(client, lambda shadow: shadow["compared"] == ROWS + 1)
 
-    stored = rows_in(url)
-    by_role = {
-        role: {row["prediction_id"]: row for row in stored if row["role"] == role}
-        for role in ("primary", "shadow")
-    }
+    # The one-row prediction is a row for each role; the batch, a batch row for each.
+    single = {row["role"]: row for row in rows_in(url)}
+    batches = {row["role"]: row for row in rows_in(url, prediction_batches)}
     answered = [*batch.json()["predictions"], one.json()]
     ids = [answer["prediction_id"] for answer in answered]
-    assert set(by_role["primary"]) == set(by_role["shadow"]) == set(ids)
-    assert len(stored) == 2 * len(ids)
-    for prediction_id, row in by_role["shadow"].items():
-        twin = by_role["primary"][prediction_id]
-        assert row["model_version"] == "stump"
-        assert (row["request_id"], row["features"]) == (twin["request_id"], twin["features"])
-        assert row["latency_ms"] > 0
+    assert set(single) == set(batches) == {"primary", "shadow"}
+    assert single["primary"]["prediction_id"] == single["shadow"]["prediction_id"] == ids[-1]
+    assert batches["primary"]["batch_id"] == batches["shadow"]["batch_id"]
+    assert ids[:-1] == [batch_row_id(batches["shadow"]["batch_id"], i) for i in range(ROWS)]
+    pairs = [(single["shadow"], single["primary"]), (batches["shadow"], batches["primary"])]
+    for shadowed, twin in pairs:
+        assert shadowed["model_version"] == "stump"
+        assert shadowed["request_id"] == twin["request_id"]
+        assert shadowed["features"] == twin["features"]
+        assert shadowed["latency_ms"] > 0
     # The shadow's answers are the stump's own, row by row.
     primary, _ = load_service_model(settings)
     shadow, _ = load_shadow_model(settings)
     assert shadow is not None
     requested = [*rows, FEATURE_EXAMPLE]
     expected = shadow.predict(requested)
-    logged = [by_role["shadow"][prediction_id]["output"] for prediction_id in ids]
+    logged = [*batches["shadow"]["outputs"], single["shadow"]["output"]]
     for answer, output in zip(expected, logged, strict=True):
         if isinstance(answer, ClassPrediction):
             assert output["label"] == answer.label
