@@ -245,11 +245,13 @@ def rate(work, rows):
     return calls * rows / (time.perf_counter() - started)
 batch = np.repeat(row, 1000, axis=0)
 body = orjson.dumps({"rows": [example] * 1000})
-# The project's own prediction log writer, into a SQLite file of its own: the rows of
-# one batch of 1000 built as the service builds them, then written.
+# The project's own prediction log writer, into a SQLite file of its own: the row of
+# one batch of 1000 built as the service builds it, then written.
 import datetime, tempfile
 from app.api.predict import prediction_ids
-from app.monitoring.prediction_log import create_log_engine, insert_into_sqlite, metadata
+from app.monitoring.prediction_log import (
+    BATCH_ID_DIGITS, create_log_engine, metadata, write_entries,
+)
 folder = tempfile.TemporaryDirectory()  # removed when the script ends
 engine = create_log_engine(f"sqlite:///{folder.name}/log.db")
 metadata.create_all(engine)
@@ -258,12 +260,13 @@ probabilities = dict(zip(labels, model.predict_proba(row)[0].tolist()))
 output = {"label": labels[0], "probability": probabilities[labels[0]],
           "probabilities": probabilities}
 def write_log():
-    now = datetime.datetime.now(datetime.UTC)
-    rows = [{"prediction_id": i, "created_at": now, "model_version": "1.0.0",
-             "role": "primary", "request_id": "r", "features": example,
-             "output": output, "latency_ms": 1.0} for i in prediction_ids(1000)]
+    record = {"batch_id": prediction_ids(1)[0][:BATCH_ID_DIGITS],
+             "created_at": datetime.datetime.now(datetime.UTC), "model_version": "1.0.0",
+             "role": "primary", "request_id": "r", "rows": 1000,
+             "features": [example] * 1000,
+             "outputs": [output] * 1000, "latency_ms": 1.0}
     with engine.begin() as connection:
-        insert_into_sqlite(connection, rows)
+        write_entries(connection, [record])
 print(json.dumps({
     "one_row": rate(lambda: model.predict_proba(row), 1),
     "batch_1000": rate(lambda: model.predict_proba(batch), 1000),
@@ -278,7 +281,7 @@ def in_process(
 ) -> dict[str, float]:
     """Rows/s in one process on one core: ``predict_proba`` of one row, then of 1000,
     parsing the batch request's JSON body of 1000 rows alone (orjson, the fastest parser),
-    and building and writing a batch's 1000 rows to a SQLite prediction log alone (the
+    and building and writing a batch of 1000 rows to a SQLite prediction log alone (the
     project's own writer, without the hand-over from the request to its thread)."""
     output = run(
         [

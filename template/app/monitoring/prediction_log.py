@@ -429,15 +429,8 @@ class PredictionLog:
 
     def _write(self, entries: Sequence[Mapping[str, Any]]) -> None:
         self.ensure_tables()
-        rows = [entry for entry in entries if "batch_id" not in entry]
-        batches = [entry for entry in entries if "batch_id" in entry]
         with self.engine.begin() as connection:
-            if rows and connection.dialect.name == "sqlite":
-                insert_into_sqlite(connection, rows)
-            elif rows:
-                connection.execute(insert(predictions), rows)
-            if batches:
-                connection.execute(insert(prediction_batches), batches)
+            write_entries(connection, entries)
 
     def _failed(self, exc: SQLAlchemyError) -> None:
         message = first_line(exc)
@@ -531,6 +524,19 @@ def insert_into_sqlite(connection: Connection, batch: Sequence[Mapping[str, Any]
         chunk = values[start : start + _SQLITE_ROWS_PER_INSERT]
         parameters = tuple(itertools.chain.from_iterable(chunk))
         connection.exec_driver_sql(_sqlite_insert(len(chunk)), parameters)
+
+
+def write_entries(connection: Connection, entries: Sequence[Mapping[str, Any]]) -> None:
+    """Insert what the log buffered: rows of ``predictions``, and batches, each a row of
+    ``prediction_batches``."""
+    rows = [entry for entry in entries if "batch_id" not in entry]
+    batches = [entry for entry in entries if "batch_id" in entry]
+    if rows and connection.dialect.name == "sqlite":
+        insert_into_sqlite(connection, rows)
+    elif rows:
+        connection.execute(insert(predictions), rows)
+    if batches:
+        connection.execute(insert(prediction_batches), batches)
 
 
 def prune(engine: Engine, before: datetime) -> int:
