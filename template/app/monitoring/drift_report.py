@@ -20,7 +20,7 @@ matter; the PSI says how large the shift is.
 import math
 import re
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
@@ -34,7 +34,7 @@ from app.errors import ServiceError
 from app.features import FeatureSpec, is_missing
 from app.model import ArtifactMetadata
 from app.monitoring.drift import psi, reference_shares
-from app.monitoring.prediction_log import prediction_batches, predictions
+from app.monitoring.prediction_log import holds_batches, prediction_batches, predictions
 from app.monitoring.reference import CategoricalReference, NumericReference, Reference
 from app.monitoring.text import table
 from app.settings import Settings
@@ -130,15 +130,22 @@ def read_window(
     )
     with engine.connect() as connection:
         rows = [(row.created_at, row.features, row.output) for row in connection.execute(query)]
-        from_batches = 0
-        for created_at, features, outputs in connection.execute(batched):
-            if from_batches >= limit:
-                break
-            rows += [(created_at, *pair) for pair in zip(features, outputs, strict=True)]
-            from_batches += len(outputs)
+        if holds_batches(connection):
+            rows += _rows_of_batches(connection.execute(batched), limit)
     # Stable: a batch's rows keep their order.
     rows.sort(key=lambda row: row[0], reverse=True)
     return [(features, output) for _, features, output in rows[:limit]]
+
+
+def _rows_of_batches(batches: Iterable[Any], limit: int) -> list[tuple[Any, Any, Any]]:
+    """(created_at, features, output) of each row of ``batches``, newest first, until
+    ``limit`` rows are read."""
+    rows: list[tuple[Any, Any, Any]] = []
+    for created_at, features, outputs in batches:
+        if len(rows) >= limit:
+            break
+        rows += [(created_at, *pair) for pair in zip(features, outputs, strict=True)]
+    return rows
 
 
 def _number(value: float) -> str:

@@ -119,6 +119,12 @@ def batch_position(prediction_id: str) -> tuple[str, int] | None:
     return prediction_id[:BATCH_ID_DIGITS], position
 
 
+def holds_batches(connection: Connection) -> bool:
+    """Whether the log has its table of batches: a log that only services of earlier
+    versions wrote to does not, until a service of this one writes to it."""
+    return inspect(connection).has_table(prediction_batches.name)
+
+
 def batch_of(prediction_id: Any) -> Any:
     """The SQL expression of the batch id a stored prediction id would belong to."""
     return func.substr(prediction_id, 1, BATCH_ID_DIGITS)

@@ -35,6 +35,7 @@ from app.monitoring.prediction_log import (
     batch_of,
     batch_position,
     feedback,
+    holds_batches,
     prediction_batches,
     predictions,
 )
@@ -71,7 +72,7 @@ def _answers(engine: Engine, prediction_id: str) -> list[Predicted]:
     position = batch_position(prediction_id)
     with engine.connect() as connection:
         rows = [tuple(row) for row in connection.execute(query)]
-        if not rows and position is not None:
+        if not rows and position is not None and holds_batches(connection):
             batch_id, index = position
             batched = select(
                 prediction_batches.c.model_version,
@@ -240,6 +241,8 @@ def _add_batches(
     """Add the rows of batches made in [since, until) to ``made``, and up to ``room``
     labelled ones to ``labelled``. Each batch's outputs are read once, however many of
     its rows have feedback."""
+    if not holds_batches(connection):
+        return
     batches = prediction_batches.c
     in_window = (batches.created_at >= since, batches.created_at < until)
     counted = (

@@ -21,8 +21,10 @@ from sqlalchemy import Engine, Table, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
+from app.errors import PredictionNotFound
 from app.main import create_app
 from app.model import Predictor
+from app.monitoring.drift_report import read_window
 from app.monitoring.prediction_log import (
     SQLITE_PAGE_SIZE,
     PredictionLog,
@@ -35,7 +37,8 @@ from app.monitoring.prediction_log import (
     prune,
     sqlite_datetime,
 )
-from app.schemas import FEATURE_EXAMPLE, FEATURES, Features
+from app.monitoring.quality import quality_report, record_feedback
+from app.schemas import CLASS_LABELS, FEATURE_EXAMPLE, FEATURES, TASK, Features
 from app.settings import Settings
 from tests.clients import app_client, http_client
 from tests.faults import CuttableProxy
@@ -413,6 +416,50 @@ def test_old_predictions_are_pruned_with_their_feedback(database: str) -> None:
     assert left == [ids[1]]
     assert batches == [new_batch]
     assert sorted(labelled) == sorted([ids[1], ids[3]])
+
+
+def test_a_log_written_before_batches_had_a_table_is_read_as_before(database: str) -> None:
+    """Services of earlier versions kept batches as rows of ``predictions``: their log
+    has no ``prediction_batches`` until a service of this version writes to it."""
+    engine = create_log_engine(database)
+    metadata.create_all(engine, tables=[predictions, feedback])
+    now = datetime.now(UTC)
+    since, until = now - timedelta(hours=1), now + timedelta(seconds=1)
+    output = {"label": CLASS_LABELS[0]} if CLASS_LABELS else {"value": 1.0}
+    with engine.begin() as connection:
+        connection.execute(
+            predictions.insert(),
+            [
+                {
+                    "prediction_id": "a" * 32,
+                    "created_at": now,
+                    "model_version": "1",
+                    "role": "primary",
+                    "features": FEATURE_EXAMPLE,
+                    "output": output,
+                    "latency_ms": 1.0,
+                }
+            ],
+        )
+    try:
+        window = read_window(engine, "1", since, until)
+        report = quality_report(
+            engine,
+            task=TASK,
+            classes=CLASS_LABELS,
+            since=since,
+            until=until,
+            min_labels=1,
+            evaluation={},
+        )
+        with pytest.raises(PredictionNotFound):
+            record_feedback(engine, "b" * 32, {"observed": 1}, now, now)
+    finally:
+        engine.dispose()
+    assert window == [(FEATURE_EXAMPLE, output)]
+    assert [(version.model_version, version.predictions) for version in report.versions] == [
+        ("1", 1)
+    ]
 
 
 def test_a_prediction_id_holds_one_row_per_role(sqlite_url: str) -> None:
