@@ -127,6 +127,8 @@ def read_window(
             batches.created_at < until,
         )
         .order_by(batches.created_at.desc())
+        # Each batch holds a row at least: ``limit`` batches hold ``limit`` rows.
+        .limit(limit)
     )
     with engine.connect() as connection:
         rows = [(row.created_at, row.features, row.output) for row in connection.execute(query)]

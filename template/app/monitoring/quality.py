@@ -252,25 +252,29 @@ def _add_batches(
     )
     for version, role, rows in connection.execute(counted):
         made[(version, role)] = made.get((version, role), 0) + int(rows)
+    # Each role's batch row is matched to the feedback on its own, as each role's row of
+    # a one-row prediction is: a shadow's batch may be in the window, its primary not.
     truths = (
-        select(feedback.c.prediction_id, feedback.c.observed)
+        select(batches.batch_id, batches.role, feedback.c.prediction_id, feedback.c.observed)
         .join(prediction_batches, batch_of(feedback.c.prediction_id) == batches.batch_id)
-        .where(*in_window, batches.role == "primary")
+        .where(*in_window)
         .limit(max(room, 0))
     )
-    observed: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-    for prediction_id, truth in connection.execute(truths):
+    observed: dict[tuple[str, str], list[tuple[int, dict[str, Any]]]] = {}
+    for batch_id, role, prediction_id, truth in connection.execute(truths):
         position = batch_position(prediction_id)
         if position is not None:
-            observed.setdefault(position[0], []).append((position[1], truth))
+            observed.setdefault((batch_id, role), []).append((position[1], truth))
     if not observed:
         return
     answered = select(batches.batch_id, batches.model_version, batches.role, batches.outputs).where(
         *in_window, batches.batch_id.in_(select(batch_of(feedback.c.prediction_id)))
     )
     for batch_id, version, role, outputs in connection.execute(answered):
-        pairs = labelled.setdefault((version, role), [])
-        pairs += [(outputs[index], truth) for index, truth in observed.get(batch_id, [])]
+        truths_of_batch = observed.get((batch_id, role), [])
+        if truths_of_batch:
+            pairs = labelled.setdefault((version, role), [])
+            pairs += [(outputs[index], truth) for index, truth in truths_of_batch]
 
 
 def quality_report(

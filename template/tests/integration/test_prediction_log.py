@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from app.errors import PredictionNotFound
 from app.main import create_app
 from app.model import Predictor
+from app.monitoring import quality
 from app.monitoring.drift_report import read_window
 from app.monitoring.prediction_log import (
     SQLITE_PAGE_SIZE,
@@ -460,6 +461,115 @@ def test_a_log_written_before_batches_had_a_table_is_read_as_before(database: st
     assert [(version.model_version, version.predictions) for version in report.versions] == [
         ("1", 1)
     ]
+
+
+OUTCOME = {"label": CLASS_LABELS[0]} if CLASS_LABELS else {"value": 1.0}
+
+
+def logged_batch(batch_id: str, created_at: datetime, rows: int, **row: Any) -> dict[str, Any]:
+    """A row of ``prediction_batches``: row i's features and output are {"n": i}."""
+    return {
+        "batch_id": batch_id,
+        "created_at": created_at,
+        "model_version": "1",
+        "role": "primary",
+        "rows": rows,
+        "features": [{"n": n} for n in range(rows)],
+        "outputs": [{"n": n} for n in range(rows)],
+        "latency_ms": 1.0,
+        **row,
+    }
+
+
+def test_the_drift_window_reads_the_latest_one_row_predictions_and_batch_rows(
+    database: str,
+) -> None:
+    engine = create_log_engine(database)
+    metadata.create_all(engine)
+    now = datetime.now(UTC)
+    moments = [now - timedelta(seconds=4 - n) for n in range(4)]
+    one_row = {"model_version": "1", "role": "primary", "output": {}, "latency_ms": 1.0}
+    with engine.begin() as connection:
+        connection.execute(
+            predictions.insert(),
+            [
+                {**one_row, "prediction_id": name, "created_at": moment, "features": {"n": name}}
+                for name, moment in [("first", moments[0]), ("last", moments[3])]
+            ],
+        )
+        connection.execute(
+            prediction_batches.insert(),
+            [logged_batch("older", moments[1], 2), logged_batch("newer", moments[2], 2)],
+        )
+    since, until = now - timedelta(hours=1), now + timedelta(seconds=1)
+    try:
+        windows = {limit: read_window(engine, "1", since, until, limit) for limit in (3, 10)}
+    finally:
+        engine.dispose()
+    latest = [{"n": "last"}, {"n": 0}, {"n": 1}, {"n": 0}, {"n": 1}, {"n": "first"}]
+    assert [features for features, _ in windows[10]] == latest
+    assert [features for features, _ in windows[3]] == latest[:3]
+
+
+def test_each_roles_batch_row_is_scored_on_the_feedback_for_its_rows(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As for one-row predictions: a shadow's batch answered after the window began is
+    scored, though the primary's, answered just before, is not in the window."""
+    engine = create_log_engine(database)
+    metadata.create_all(engine)
+    now = datetime.now(UTC)
+    since, until = now - timedelta(hours=1), now + timedelta(seconds=1)
+    batch_id = "c" * 27
+    outputs = [OUTCOME] * 3
+    with engine.begin() as connection:
+        connection.execute(
+            prediction_batches.insert(),
+            [
+                logged_batch(batch_id, since - timedelta(seconds=1), 3, outputs=outputs),
+                logged_batch(
+                    batch_id,
+                    since + timedelta(seconds=1),
+                    3,
+                    outputs=outputs,
+                    role="shadow",
+                    model_version="2",
+                ),
+            ],
+        )
+        connection.execute(
+            feedback.insert(),
+            [
+                {
+                    "prediction_id": batch_row_id(batch_id, position),
+                    "observed": OUTCOME,
+                    "observed_at": now,
+                    "received_at": now,
+                }
+                for position in (0, 2)
+            ],
+        )
+
+    def scored() -> list[tuple[str, str, int, int]]:
+        report = quality_report(
+            engine,
+            task=TASK,
+            classes=CLASS_LABELS,
+            since=since,
+            until=until,
+            min_labels=1,
+            evaluation={},
+        )
+        return [(v.model_version, v.role, v.predictions, v.labelled) for v in report.versions]
+
+    try:
+        in_full = scored()
+        monkeypatch.setattr(quality, "MAX_LABELLED", 1)
+        capped = scored()
+    finally:
+        engine.dispose()
+    assert in_full == [("2", "shadow", 3, 2)]
+    assert capped == [("2", "shadow", 3, 1)]
 
 
 def test_a_prediction_id_holds_one_row_per_role(sqlite_url: str) -> None:
