@@ -95,7 +95,8 @@ prediction_batches = Table(
     Column("latency_ms", Float, nullable=False),
 )
 """One row per batch answered through /v1/predict/batch: ``features`` and ``outputs``
-list its rows' in order. A shadow's batch row has the primary's ``batch_id``."""
+list its rows' features and answers, in order. A shadow's batch row has the
+primary's ``batch_id``."""
 
 BATCH_ID_DIGITS: Final = 27
 """A batch's id: the first 27 hex digits of a UUIDv7. Each of its rows' prediction id
