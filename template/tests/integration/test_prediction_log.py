@@ -361,20 +361,45 @@ def test_a_new_sqlite_log_takes_large_pages_and_an_existing_one_keeps_its_own(
     old.dispose()
 
 
+OUTCOME = {"label": CLASS_LABELS[0]} if CLASS_LABELS else {"value": 1.0}
+
+
+def logged_batch(batch_id: str, created_at: datetime, rows: int, **row: Any) -> dict[str, Any]:
+    """A row of ``prediction_batches``: row i's features and output are {"n": i}."""
+    return {
+        "batch_id": batch_id,
+        "created_at": created_at,
+        "model_version": "1",
+        "role": "primary",
+        "rows": rows,
+        "features": [{"n": n} for n in range(rows)],
+        "outputs": [{"n": n} for n in range(rows)],
+        "latency_ms": 1.0,
+        **row,
+    }
+
+
+def scored_versions(engine: Engine, since: datetime, until: datetime) -> list[Any]:
+    """(model version, role, predictions, labelled) of each version the quality report
+    scores in [since, until)."""
+    report = quality_report(
+        engine,
+        task=TASK,
+        classes=CLASS_LABELS,
+        since=since,
+        until=until,
+        min_labels=1,
+        evaluation={},
+    )
+    return [(v.model_version, v.role, v.predictions, v.labelled) for v in report.versions]
+
+
 def test_old_predictions_are_pruned_with_their_feedback(database: str) -> None:
     engine = create_log_engine(database)
     metadata.create_all(engine)
     now = datetime.now(UTC)
     old, new = now - timedelta(days=100), now
     row = {"model_version": "1", "role": "primary", "features": {}, "output": {}, "latency_ms": 1.0}
-    batch = {
-        "model_version": "1",
-        "role": "primary",
-        "rows": 2,
-        "features": [{}, {}],
-        "outputs": [{}, {}],
-        "latency_ms": 1.0,
-    }
     old_batch, new_batch = "0" * 26 + "1", "0" * 26 + "2"
     ids = [
         "a" * 32,
@@ -393,9 +418,9 @@ def test_old_predictions_are_pruned_with_their_feedback(database: str) -> None:
         connection.execute(
             prediction_batches.insert(),
             [
-                {**batch, "batch_id": old_batch, "created_at": old},
-                {**batch, "batch_id": old_batch, "created_at": old, "role": "shadow"},
-                {**batch, "batch_id": new_batch, "created_at": new},
+                logged_batch(old_batch, old, 2),
+                logged_batch(old_batch, old, 2, role="shadow"),
+                logged_batch(new_batch, new, 2),
             ],
         )
         connection.execute(
@@ -444,41 +469,13 @@ def test_a_log_written_before_batches_had_a_table_is_read_as_before(database: st
         )
     try:
         window = read_window(engine, "1", since, until)
-        report = quality_report(
-            engine,
-            task=TASK,
-            classes=CLASS_LABELS,
-            since=since,
-            until=until,
-            min_labels=1,
-            evaluation={},
-        )
+        versions = scored_versions(engine, since, until)
         with pytest.raises(PredictionNotFound):
             record_feedback(engine, "b" * 32, {"observed": 1}, now, now)
     finally:
         engine.dispose()
     assert window == [(FEATURE_EXAMPLE, output)]
-    assert [(version.model_version, version.predictions) for version in report.versions] == [
-        ("1", 1)
-    ]
-
-
-OUTCOME = {"label": CLASS_LABELS[0]} if CLASS_LABELS else {"value": 1.0}
-
-
-def logged_batch(batch_id: str, created_at: datetime, rows: int, **row: Any) -> dict[str, Any]:
-    """A row of ``prediction_batches``: row i's features and output are {"n": i}."""
-    return {
-        "batch_id": batch_id,
-        "created_at": created_at,
-        "model_version": "1",
-        "role": "primary",
-        "rows": rows,
-        "features": [{"n": n} for n in range(rows)],
-        "outputs": [{"n": n} for n in range(rows)],
-        "latency_ms": 1.0,
-        **row,
-    }
+    assert versions == [("1", "primary", 1, 0)]
 
 
 def test_the_drift_window_reads_the_latest_one_row_predictions_and_batch_rows(
@@ -550,22 +547,10 @@ def test_each_roles_batch_row_is_scored_on_the_feedback_for_its_rows(
             ],
         )
 
-    def scored() -> list[tuple[str, str, int, int]]:
-        report = quality_report(
-            engine,
-            task=TASK,
-            classes=CLASS_LABELS,
-            since=since,
-            until=until,
-            min_labels=1,
-            evaluation={},
-        )
-        return [(v.model_version, v.role, v.predictions, v.labelled) for v in report.versions]
-
     try:
-        in_full = scored()
+        in_full = scored_versions(engine, since, until)
         monkeypatch.setattr(quality, "MAX_LABELLED", 1)
-        capped = scored()
+        capped = scored_versions(engine, since, until)
     finally:
         engine.dispose()
     assert in_full == [("2", "shadow", 3, 2)]
