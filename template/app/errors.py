@@ -55,6 +55,12 @@ class BatchTooLarge(ServiceError):
     code = "batch_too_large"
 
 
+class InvalidArrow(ServiceError):
+    """A body sent as an Arrow IPC stream cannot be read as one, or is compressed."""
+
+    code = "invalid_arrow"
+
+
 class PredictionFailed(ServiceError):
     """The model answered with something that is not a valid prediction.
 

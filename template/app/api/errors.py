@@ -16,10 +16,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
+from app.api.arrow import ARROW_STREAM
 from app.errors import (
     ArtifactError,
     BatchTooLarge,
     FeedbackConflict,
+    InvalidArrow,
     ModelNotReady,
     ModelStuck,
     PredictionFailed,
@@ -34,6 +36,7 @@ from app.observability.context import current_request_id
 
 STATUS_BY_ERROR: Final[dict[type[ServiceError], int]] = {
     BatchTooLarge: 413,
+    InvalidArrow: 400,
     PredictionNotFound: 404,
     FeedbackConflict: 409,
     PredictionFailed: 500,
@@ -149,11 +152,10 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
             )
     whole_body = [error for error in errors if tuple(error["loc"]) == ("body",)]
     if whole_body and not _is_json(request):
-        return error_response(
-            415,
-            "unsupported_media_type",
-            "send the request body as JSON with the header Content-Type: application/json",
-        )
+        message = "send the request body as JSON with the header Content-Type: application/json"
+        if getattr(request.scope.get("route"), "reads_arrow", False):
+            message += ", or as an Arrow IPC stream with Content-Type: " + ARROW_STREAM
+        return error_response(415, "unsupported_media_type", message)
     if whole_body and whole_body[0]["type"] == "missing":
         return error_response(422, "validation_failed", "the request body is required")
     details = [
@@ -255,3 +257,18 @@ BODY_ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     },
 }
 """Error responses documented on the routes that read a JSON body."""
+
+BATCH_ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    **BODY_ERROR_RESPONSES,
+    400: {
+        "model": ErrorEnvelope,
+        "description": "The body is not valid JSON, or nests arrays or objects too deeply; "
+        "or, sent as Arrow, it is not an uncompressed Arrow IPC stream (`invalid_arrow`).",
+    },
+    415: {
+        "model": ErrorEnvelope,
+        "description": "The body is sent neither as JSON (Content-Type: application/json) "
+        f"nor as an Arrow IPC stream (Content-Type: {ARROW_STREAM}).",
+    },
+}
+"""Error responses documented on /v1/predict/batch, which reads JSON or Arrow."""

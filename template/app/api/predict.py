@@ -1,17 +1,20 @@
 """Prediction routes: one row, a batch of rows, and what model answers them."""
 
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import structlog
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.api.arrow import ARROW_STREAM, is_arrow, read_batch
 from app.api.deps import PredictorDep
-from app.api.errors import BODY_ERROR_RESPONSES, ERROR_RESPONSES
-from app.api.routing import OrjsonRequest, OrjsonRoute
+from app.api.errors import BATCH_ERROR_RESPONSES, BODY_ERROR_RESPONSES, ERROR_RESPONSES
+from app.api.routing import OrjsonRequest, OrjsonRoute, refuse_content_coding
 from app.coalescing import Coalescer
 from app.errors import BatchTooLarge, PredictionFailed
 from app.features import FeatureSpec, InputFormat, Task
@@ -270,24 +273,79 @@ async def rows_within_limit(request: Request) -> None:
         )
 
 
-@router.post(
-    "/predict/batch",
-    responses=BODY_ERROR_RESPONSES,
-    summary="Predict several rows",
-    dependencies=[Depends(rows_within_limit)],
-)
+async def _answer_batch(
+    request: Request, records: list[dict[str, Any]], predictor: Predictor
+) -> BatchPredictionResponse:
+    answers = await _predict(request, records, predictor, batch=True)
+    # One validation of the whole answer: pydantic loops over the rows in its compiled
+    # core, several times faster than one model_validate call per row.
+    return BatchPredictionResponse.model_validate(
+        {"model_version": predictor.version, "predictions": answers}
+    )
+
+
 async def predict_batch(
     request: Request,
     batch: BatchRequest,
     predictor: PredictorDep,
 ) -> BatchPredictionResponse:
     # One dump of the whole batch: pydantic loops over the rows in its compiled core.
-    answers = await _predict(request, batch.model_dump()["rows"], predictor, batch=True)
-    # One validation of the whole answer: pydantic loops over the rows in its compiled
-    # core, several times faster than one model_validate call per row.
-    return BatchPredictionResponse.model_validate(
-        {"model_version": predictor.version, "predictions": answers}
-    )
+    return await _answer_batch(request, batch.model_dump()["rows"], predictor)
+
+
+async def predict_batch_arrow(request: Request, predictor: PredictorDep) -> BatchPredictionResponse:
+    """/v1/predict/batch for a body sent as an Arrow IPC stream (``app.api.arrow``)."""
+    settings: Settings = request.app.state.settings
+    refuse_content_coding(request.scope)
+    records = read_batch(await request.body(), settings.max_batch_size)
+    return await _answer_batch(request, records, predictor)
+
+
+class BatchRoute(OrjsonRoute):
+    """/v1/predict/batch: a JSON body is validated by FastAPI for ``predict_batch``, an
+    Arrow stream is read by ``predict_batch_arrow``. Both run behind the route's
+    dependencies (the API key, where there is one), and answer JSON."""
+
+    reads_arrow = True
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        json_handler = super().get_route_handler()
+        arrow_handler = APIRoute(
+            self.path,
+            predict_batch_arrow,
+            methods=["POST"],
+            dependencies=self.dependencies,
+            response_class=self.response_class,
+            dependency_overrides_provider=self.dependency_overrides_provider,
+        ).get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            if is_arrow(request.headers.get("content-type")):
+                return await arrow_handler(request)
+            return await json_handler(request)
+
+        return handle
+
+
+router.add_api_route(
+    "/predict/batch",
+    predict_batch,
+    methods=["POST"],
+    responses=BATCH_ERROR_RESPONSES,
+    summary="Predict several rows",
+    description=(
+        "Send the rows as JSON, or as an Arrow IPC stream with one column per feature "
+        f"(Content-Type: {ARROW_STREAM}): a DataFrame written by pyarrow or Polars. "
+        "The answer is JSON either way."
+    ),
+    dependencies=[Depends(rows_within_limit)],
+    route_class_override=BatchRoute,
+    openapi_extra={
+        "requestBody": {
+            "content": {ARROW_STREAM: {"schema": {"type": "string", "format": "binary"}}}
+        }
+    },
+)
 
 
 @router.get("/model", responses=ERROR_RESPONSES, summary="Describe the loaded model")

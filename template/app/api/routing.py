@@ -18,7 +18,7 @@ from fastapi.routing import APIRoute
 from starlette.types import Scope
 
 
-def _refuse_content_coding(scope: Scope) -> None:
+def refuse_content_coding(scope: Scope) -> None:
     """Refuse a compressed body with 415, as RFC 9110 (15.5.16) asks of a server that
     does not decode its content coding; unread, it was a 400 "not valid JSON"."""
     coding = next((value for name, value in scope["headers"] if name == b"content-encoding"), None)
@@ -45,7 +45,7 @@ class OrjsonRequest(Request):
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            _refuse_content_coding(self.scope)
+            refuse_content_coding(self.scope)
             body = await self.body()
             try:
                 self._json = orjson.loads(body)

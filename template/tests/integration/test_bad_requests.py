@@ -9,13 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pyarrow as pa
 import pytest
 
+from app.api.arrow import ARROW_STREAM
 from app.api.errors import MAX_ERROR_DETAILS
 from app.main import create_app
 from app.schemas import CLASS_LABELS, FEATURE_EXAMPLE, FEATURES
 from app.settings import Settings
-from tests.clients import CALLER_HEADERS, http_client
+from tests.clients import ARROW_HEADERS, CALLER_HEADERS, arrow_stream, http_client
 from tests.server import serving
 
 JSON = {"content-type": "application/json"}
@@ -161,6 +163,52 @@ def bad_requests() -> list[BadRequest]:
             "X-Request-ID",
             headers={**JSON, "x-request-id": "x" * 8000},
             field="X-Request-ID",
+        ),
+        BadRequest(
+            "Arrow body that is not a stream",
+            "/v1/predict/batch",
+            example.encode(),
+            400,
+            "invalid_arrow",
+            "not an Arrow IPC stream",
+            headers=dict(ARROW_HEADERS),
+        ),
+        BadRequest(
+            "compressed Arrow stream",
+            "/v1/predict/batch",
+            arrow_stream(pa.Table.from_pylist([FEATURE_EXAMPLE]), compression="zstd"),
+            400,
+            "invalid_arrow",
+            "compressed",
+            headers=dict(ARROW_HEADERS),
+        ),
+        BadRequest(
+            "Arrow batch over the maximum",
+            "/v1/predict/batch",
+            arrow_stream(pa.Table.from_pylist([FEATURE_EXAMPLE] * (MAX_BATCH_SIZE + 1))),
+            413,
+            "batch_too_large",
+            str(MAX_BATCH_SIZE),
+            headers=dict(ARROW_HEADERS),
+        ),
+        BadRequest(
+            "Arrow batch with an unknown column",
+            "/v1/predict/batch",
+            arrow_stream(pa.Table.from_pylist([{**FEATURE_EXAMPLE, "unknown_feature": 1}])),
+            422,
+            "validation_failed",
+            "unknown_feature",
+            headers=dict(ARROW_HEADERS),
+            field="rows.unknown_feature",
+        ),
+        BadRequest(
+            "batch in neither JSON nor Arrow",
+            "/v1/predict/batch",
+            b"a,b\n1,2\n",
+            415,
+            "unsupported_media_type",
+            ARROW_STREAM,
+            headers={"content-type": "text/csv"},
         ),
         BadRequest(
             "feedback on a prediction that does not exist",
