@@ -195,14 +195,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.sched_setaffinity(0, {pinned[1]})
         metrics = {variant: serves_metrics(server) for variant, server, _ in servers}
         for _, server, body in servers:
-            drive(server.predict_url, body, 1, args.connections)
+            drive(server, body, 1, args.connections)
         time.sleep(SETTLE_SECONDS)
         turns: dict[str, list[Turn]] = {v: [] for v in VARIANTS}
         for number in range(args.rounds):
             log(f"round {number + 1} of {args.rounds}")
             for variant, server, body in servers if number % 2 == 0 else servers[::-1]:
                 every, main = cpu_seconds(server)
-                summary = drive(server.predict_url, body, args.seconds, args.connections)
+                summary = drive(server, body, args.seconds, args.connections)
                 time.sleep(SETTLE_SECONDS)
                 every_after, main_after = cpu_seconds(server)
                 turns[variant].append((every_after - every, main_after - main, summary))

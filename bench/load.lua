@@ -1,5 +1,5 @@
--- wrk script of the benchmark: POST the body in $BENCH_BODY and print one JSON line at
--- the end. With $BENCH_RATE (requests/s, 0: none), requests are sent on a fixed
+-- wrk script of the benchmark: POST the body in $BENCH_BODY, as $BENCH_CONTENT_TYPE
+-- (JSON by default), and print one JSON line at the end. With $BENCH_RATE (requests/s, 0: none), requests are sent on a fixed
 -- schedule, one every 1/rate s, whatever the server's latency, as long as a connection
 -- is free: every server is offered the same load, as wrk2 does. Without it, each
 -- connection sends its next request as soon as it has the answer.
@@ -18,7 +18,7 @@ end
 
 local file = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
 wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Content-Type"] = os.getenv("BENCH_CONTENT_TYPE") or "application/json"
 wrk.body = file:read("*a")
 file:close()
 

@@ -57,6 +57,7 @@ HALF_LOAD_CONNECTIONS = 2
 """The half-load runs' connections, times ``--connections``: a slot of the fixed
 schedule waits only if every connection is waiting for an answer."""
 BARE = "bare ASGI app, float64 rows"
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
 PORTS = {
     "modelship": 8301,
     "textbook": 8302,
@@ -300,10 +301,15 @@ def in_process(
 
 
 def drive(
-    url: str, body: Path, seconds: float, connections: int, rate: float = 0.0
+    server: Server, body: Path, seconds: float, connections: int, rate: float = 0.0
 ) -> dict[str, float]:
     """One wrk run, at a fixed ``rate`` of requests/s if given; its JSON summary line."""
-    env = {**os.environ, "BENCH_BODY": str(body), "BENCH_RATE": str(rate)}
+    env = {
+        **os.environ,
+        "BENCH_BODY": str(body),
+        "BENCH_RATE": str(rate),
+        "BENCH_CONTENT_TYPE": server.content_type,
+    }
     output = run(
         [
             "wrk",
@@ -317,7 +323,7 @@ def drive(
             "10s",
             "--script",
             str(LOAD_SCRIPT),
-            url,
+            server.predict_url,
         ],
         ROOT,
         env,
@@ -340,8 +346,8 @@ def measure(
     load: str = "max",
 ) -> Result:
     connections = connections or args.connections
-    drive(server.predict_url, body, args.warmup, connections, offered)
-    summary = drive(server.predict_url, body, args.duration, connections, offered)
+    drive(server, body, args.warmup, connections, offered)
+    summary = drive(server, body, args.duration, connections, offered)
     return summarise(
         server, [summary], model=model, workers=workers, rows=rows, offered=offered, load=load
     )
@@ -361,13 +367,13 @@ def alternate(
     The machine's speed drifts over minutes; servers compared this way see the same
     drift, where two runs one after the other do not. An idle server costs nothing."""
     for server, body in servers:
-        drive(server.predict_url, body, args.warmup, args.connections)
+        drive(server, body, args.warmup, args.connections)
     summaries: list[list[dict[str, float]]] = [[] for _ in servers]
     seconds = max(args.duration / slices, 1)
     for index in range(slices):
         order = list(enumerate(servers))
         for position, (server, body) in order if index % 2 == 0 else reversed(order):
-            summaries[position].append(drive(server.predict_url, body, seconds, args.connections))
+            summaries[position].append(drive(server, body, seconds, args.connections))
     return [
         summarise(server, parts, model=model, workers=workers)
         for (server, _), parts in zip(servers, summaries, strict=True)
@@ -492,6 +498,21 @@ def bare(project: Path, model: Path, workers: int) -> Server:
 def float64_rows(example: dict[str, float], rows: int) -> bytes:
     """``rows`` copies of ``example`` as the bare app reads them."""
     return struct.pack(f"<{len(example)}d", *example.values()) * rows
+
+
+def arrow_rows(project: Path, example: dict[str, float], rows: int) -> bytes:
+    """``rows`` copies of ``example`` as an Arrow IPC stream, one column per feature,
+    written by the project's own pyarrow."""
+    path = BUILD / "bodies" / f"arrow-{rows}.arrows"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    code = (
+        "import json, pyarrow as pa\n"
+        f"table = pa.Table.from_pylist([json.loads({json.dumps(json.dumps(example))})] * {rows})\n"
+        f"with pa.ipc.new_stream({str(path)!r}, table.schema) as writer:\n"
+        "    writer.write_table(table)\n"
+    )
+    project_python(project, code)
+    return path.read_bytes()
 
 
 def bentoml(venv: Path, model: Path, workers: int) -> Server:
@@ -622,8 +643,18 @@ def ratios(results: list[Result], baseline: dict[str, float]) -> list[Check]:
     if batch:
         checks.append(
             (
-                "batch of 1000: modelship rows/s / in-process rows/s",
+                "batch of 1000 as JSON: modelship rows/s / in-process rows/s",
                 ratio(batch.rows_per_s, baseline["batch_1000"]),
+                0.5,
+                True,
+            )
+        )
+    arrow = find("modelship", load="batch 1000, Arrow")
+    if arrow:
+        checks.append(
+            (
+                "batch of 1000 as Arrow: modelship rows/s / in-process rows/s",
+                ratio(arrow.rows_per_s, baseline["batch_1000"]),
                 0.5,
                 True,
             )
@@ -893,6 +924,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows=1000,
             connections=4,
             load="batch 1000",
+        )
+        # The same batch as an Arrow stream: one column per feature.
+        as_arrow = modelship(project, workers, "1.0.0", route="/v1/predict/batch")
+        as_arrow.content_type = ARROW_STREAM
+        session(
+            as_arrow,
+            arrow_rows(project, example, 1000),
+            "logreg",
+            workers,
+            rows=1000,
+            connections=4,
+            load="batch 1000, Arrow",
         )
         # The same batch, served by the least an HTTP server can do with it.
         session(

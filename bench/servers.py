@@ -39,6 +39,7 @@ class Server:
     predict_url: str
     body: bytes
     env: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
     process: subprocess.Popen[bytes] | None = None
     start_to_ready: float = 0.0
 
@@ -120,7 +121,7 @@ def _answers(url: str) -> bool:
 
 def _check_prediction(server: Server) -> None:
     request = urllib.request.Request(
-        server.predict_url, data=server.body, headers={"Content-Type": "application/json"}
+        server.predict_url, data=server.body, headers={"Content-Type": server.content_type}
     )
     try:
         with urllib.request.urlopen(request, timeout=10):

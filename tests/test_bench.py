@@ -31,6 +31,7 @@ def test_benchmark_smoke_run_serves_loads_and_prints_every_ratio(
         ("textbook FastAPI", "half"),
         ("modelship", "half"),
         ("modelship", "batch 1000"),
+        ("modelship", "batch 1000, Arrow"),
         ("bare ASGI app, float64 rows", "batch 1000"),
     }
     # The half-load runs are offered one fixed rate, half the textbook app's maximum, and
@@ -51,7 +52,8 @@ def test_benchmark_smoke_run_serves_loads_and_prints_every_ratio(
         "one row: modelship / textbook FastAPI",
         "p99 at half the textbook's maximum",
         "monitoring on / off",
-        "batch of 1000: modelship rows/s / in-process rows/s",
+        "batch of 1000 as JSON: modelship rows/s / in-process rows/s",
+        "batch of 1000 as Arrow: modelship rows/s / in-process rows/s",
         "batch of 1000: bare ASGI app on float64 rows / in-process rows/s",
         "batch of 1000: parsing its JSON alone / in-process predict_proba rows/s",
         "batch of 1000: writing its rows to the prediction log alone / in-process",
