@@ -61,6 +61,7 @@ class _Waiting:
     predictor: Predictor
     rows: Sequence[Row]
     future: asyncio.Future[Answer] = field(repr=False)
+    encoded: npt.NDArray[Any] | None = field(default=None, repr=False)
 
 
 def _settle(waiting: _Waiting, answer: Answer | BaseException) -> None:
@@ -112,18 +113,28 @@ class Coalescer:
         self._call_started: float | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def predict(self, predictor: Predictor, rows: Sequence[Row]) -> Answer:
-        """``predictor``'s answers for ``rows``; raises what predicting them alone would."""
+    async def predict(
+        self,
+        predictor: Predictor,
+        rows: Sequence[Row],
+        encoded: npt.NDArray[Any] | None = None,
+    ) -> Answer:
+        """``predictor``'s answers for ``rows``; raises what predicting them alone would.
+
+        ``encoded``, when given, is ``rows`` as ``predictor.encode`` would give them: a
+        request of ``max_rows`` or more, called on its own, skips encoding its rows.
+        """
         timeout = self.timeout
         if self._executor is None or timeout is None:
             if len(rows) >= self.max_rows:
-                return self._call(predictor, rows)
+                return self._call(predictor, rows, encoded)
             return await self._enqueue(predictor, rows)
         arrived = time.monotonic()
         answer: asyncio.Future[Answer]
         if len(rows) >= self.max_rows:
             answer = asyncio.get_running_loop().create_future()
-            self._start(self._answer_in_thread([_Waiting(predictor, rows, answer)]))
+            waiting = _Waiting(predictor, rows, answer, encoded)
+            self._start(self._answer_in_thread([waiting]))
         else:
             answer = self._enqueue(predictor, rows)
         try:
@@ -209,11 +220,13 @@ class Coalescer:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._answer, requests, loop)
 
-    def _call(self, predictor: Predictor, rows: Sequence[Row]) -> Answer:
+    def _call(
+        self, predictor: Predictor, rows: Sequence[Row], encoded: npt.NDArray[Any] | None = None
+    ) -> Answer:
         started = time.perf_counter()
         self._call_started = time.monotonic()
         try:
-            model_input = predictor.encode(rows)
+            model_input = predictor.encode(rows) if encoded is None else encoded
             predictions = predictor.predict_encoded(model_input)
         finally:
             self._call_started = None
@@ -236,9 +249,12 @@ class Coalescer:
                 loop.call_soon_threadsafe(_settle, request, answer)
 
         predictor = requests[0].predictor
-        rows = [row for request in requests for row in request.rows]
+        if len(requests) == 1:
+            rows, encoded = requests[0].rows, requests[0].encoded
+        else:
+            rows, encoded = [row for request in requests for row in request.rows], None
         try:
-            answer = self._call(predictor, rows)
+            answer = self._call(predictor, rows, encoded)
         except Exception as exc:
             if len(requests) == 1:
                 settle(requests[0], exc)

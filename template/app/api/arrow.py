@@ -172,7 +172,8 @@ def _accepts(feature: FeatureSpec, kind: "pa.DataType") -> bool:
 
 
 def _positions(mask: npt.NDArray[np.bool_]) -> list[int]:
-    return [int(position) for position in np.flatnonzero(mask)]
+    """The rows ``mask`` marks; most columns have none, found by ``any`` alone."""
+    return np.flatnonzero(mask).tolist() if mask.any() else []
 
 
 def _check_numbers(
@@ -226,8 +227,10 @@ def _check_numbers(
 
 def _column(
     feature: FeatureSpec, column: "pa.ChunkedArray[Any]"
-) -> tuple[list[Any], list[tuple[int, dict[str, Any]]]]:
-    """A column's values as Python objects, row by row, and the errors of its values."""
+) -> tuple[list[Any], npt.NDArray[np.float64] | None, list[tuple[int, dict[str, Any]]]]:
+    """A column's values as Python objects, row by row; for a number or boolean feature,
+    as float64 too (NaN where missing), as ``encode_rows`` gives them to the model; and
+    the errors of its values."""
     import pyarrow as pa
 
     name = feature.name
@@ -236,7 +239,6 @@ def _column(
         nulls = np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
     else:
         nulls = np.zeros(rows, dtype=bool)
-    present = ~nulls
     errors: list[tuple[int, dict[str, Any]]] = []
     if not feature.optional and column.null_count:
         if feature.type == "categorical":
@@ -244,8 +246,6 @@ def _column(
         else:
             kind, message = _TYPE_ERRORS[feature.type]
         errors += [(row, _error(row, name, kind, message)) for row in _positions(nulls)]
-    if pa.types.is_null(column.type):
-        return [None] * rows, errors
     if feature.type == "categorical":
         values: list[Any] = column.to_pylist()
         allowed = frozenset(feature.values)
@@ -255,21 +255,34 @@ def _column(
             for row, value in enumerate(values)
             if value is not None and value not in allowed
         ]
-        return values, errors
-    if feature.type == "float":
-        column = column.cast(pa.float64())
-    numbers = np.asarray(column.to_numpy(zero_copy_only=False))
+        return values, None, errors
+    if pa.types.is_null(column.type):
+        return [None] * rows, np.full(rows, np.nan), errors
+    # Unsafe: an integer past 2**53 would refuse to cast; it is out of bounds anyway.
+    as_float = column.cast(pa.float64(), safe=False)
+    numbers = np.asarray(as_float.to_numpy(zero_copy_only=False), dtype=np.float64)
     if feature.type != "boolean":
-        errors += _check_numbers(feature, numbers, present)
+        errors += _check_numbers(feature, numbers, ~nulls)
+    if feature.type == "float":
+        column = as_float
     if column.null_count:
-        return column.to_pylist(), errors
+        return column.to_pylist(), numbers, errors
     # NumPy's tolist makes the Python numbers in C, four times as fast as pyarrow's.
-    return list(numbers.tolist()), errors
+    return list(np.asarray(column.to_numpy(zero_copy_only=False)).tolist()), numbers, errors
 
 
-def read_batch(body: bytes, max_rows: int) -> list[dict[str, Any]]:
-    """The rows of an Arrow IPC stream, as validated JSON rows would be: a dict per row
-    with every feature, None where an optional one is missing.
+@dataclass(frozen=True)
+class ArrowBatch:
+    rows: list[dict[str, Any]]
+    """A dict per row with every feature, None where an optional one is missing, as
+    validated JSON rows are."""
+    encoded: npt.NDArray[np.float64] | None
+    """The rows as ``encode_rows`` gives them to a model that takes a matrix, made from
+    the columns at once: for a schema of numbers and booleans only, else None."""
+
+
+def read_batch(body: bytes, max_rows: int) -> ArrowBatch:
+    """The rows of an Arrow IPC stream, once every column and value is valid.
 
     Raises ``InvalidArrow`` for a body that is not an uncompressed Arrow stream,
     ``BatchTooLarge`` past ``max_rows`` (before a value is read), and
@@ -278,10 +291,10 @@ def read_batch(body: bytes, max_rows: int) -> list[dict[str, Any]]:
     import pyarrow as pa
 
     try:
-        rows = declared_rows(body)
-        if rows > max_rows:
+        declared = declared_rows(body)
+        if declared > max_rows:
             raise BatchTooLarge(
-                f"the batch holds {rows} rows; the limit is {max_rows} "
+                f"the batch holds {declared} rows; the limit is {max_rows} "
                 "(APP_MAX_BATCH_SIZE): split it into smaller batches",
                 details=[
                     {"field": "rows", "message": f"at most {max_rows} rows", "type": "too_long"}
@@ -322,11 +335,13 @@ def read_batch(body: bytes, max_rows: int) -> list[dict[str, Any]]:
             )
         )
     columns: list[list[Any]] = []
+    numbers: list[npt.NDArray[np.float64] | None] = []
     for feature in FEATURES:
         if feature.name not in seen:
             if not feature.optional:
                 errors.append((-1, _error(None, feature.name, "missing", "Field required")))
             columns.append([None] * table.num_rows)
+            numbers.append(np.full(table.num_rows, np.nan))
             continue
         column = table.column(names.index(feature.name))  # the first, if repeated
         if not _accepts(feature, column.type):
@@ -343,12 +358,16 @@ def read_batch(body: bytes, max_rows: int) -> list[dict[str, Any]]:
                 )
             )
             continue
-        values, found = _column(feature, column)
+        values, as_numbers, found = _column(feature, column)
         errors += found
         columns.append(values)
+        numbers.append(as_numbers)
     if errors:
         # In the order JSON's validation gives them: the whole batch's, then row by row.
         errors.sort(key=lambda error: error[0])
         raise RequestValidationError([error for _, error in errors])
     feature_names = [feature.name for feature in FEATURES]
-    return [dict(zip(feature_names, row, strict=True)) for row in zip(*columns, strict=True)]
+    rows = [dict(zip(feature_names, row, strict=True)) for row in zip(*columns, strict=True)]
+    arrays = [array for array in numbers if array is not None]
+    encoded = np.column_stack(arrays) if len(arrays) == len(FEATURES) else None
+    return ArrowBatch(rows, encoded)

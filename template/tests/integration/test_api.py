@@ -16,7 +16,7 @@ from app.api.deps import get_predictor
 from app.api.errors import MAX_ERROR_DETAILS, MAX_FIELD_PATH
 from app.main import GC_YOUNG_THRESHOLD, create_app
 from app.model import Predictor
-from app.schemas import FEATURE_EXAMPLE, FEATURES, Features
+from app.schemas import FEATURE_EXAMPLE, FEATURES, BatchPredictionResponse, Features
 from app.settings import Settings
 from tests.checks import assert_sound_response
 from tests.clients import app_client
@@ -139,6 +139,17 @@ def test_batch_returns_one_prediction_per_row_in_order(
         assert_sound_response(body)
         assert all(body[key] == value for key, value in asdict(result).items() if value is not None)
     assert len({p["prediction_id"] for p in predictions}) == 3
+
+
+def test_a_batch_answer_is_written_as_its_response_model_writes_it(client: TestClient) -> None:
+    """The route writes its answer with orjson, not through BatchPredictionResponse: the
+    model reads it back, and writes the same bytes."""
+    response = client.post("/v1/predict/batch", json={"rows": [FEATURE_EXAMPLE] * 3})
+
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    answer = BatchPredictionResponse.model_validate_json(response.content, strict=True)
+    assert answer.model_dump_json().encode() == response.content
 
 
 def test_model_describes_the_loaded_artifact(client: TestClient, predictor: Predictor) -> None:

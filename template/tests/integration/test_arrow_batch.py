@@ -8,12 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 
-from app.api.arrow import ARROW_STREAM
-from app.features import FeatureSpec
+from app.api.arrow import ARROW_STREAM, read_batch
+from app.features import FeatureSpec, encode_rows
 from app.main import create_app
 from app.monitoring.prediction_log import prediction_batches
 from app.schemas import FEATURE_EXAMPLE, FEATURES, Features
@@ -106,6 +107,35 @@ def test_an_arrow_batch_is_logged_as_one_batch_row_with_its_rows(
     assert logged["rows"] == len(rows)
     assert logged["features"] == [Features.model_validate(row).model_dump() for row in rows]
     assert logged["outputs"] == [model_output(item) for item in answer.json()["predictions"]]
+
+
+def test_the_rows_and_the_models_matrix_read_from_columns_are_those_of_json_rows() -> None:
+    rows = rows_with_missing_values()
+
+    batch = read_batch(arrow_stream(table(rows)), max_rows=len(rows))
+
+    assert batch.rows == [Features.model_validate(row).model_dump() for row in rows]
+    if any(feature.type == "categorical" for feature in FEATURES):
+        assert batch.encoded is None  # the model's object matrix is made from the rows
+    else:
+        assert batch.encoded is not None
+        np.testing.assert_array_equal(batch.encoded, encode_rows(batch.rows, FEATURES))
+
+
+NUMBERS = [feature for feature in FEATURES if feature.type in ("float", "integer")]
+
+
+@pytest.mark.parametrize("number", NUMBERS, ids=[feature.name for feature in NUMBERS])
+def test_an_integer_too_wide_for_a_float_is_refused_by_its_bound(
+    client: TestClient, number: FeatureSpec
+) -> None:
+    data = table([FEATURE_EXAMPLE] * 2)
+    wide = pa.array([2**62, 2**62], pa.int64())
+    data = data.set_column(data.schema.get_field_index(number.name), number.name, wide)
+
+    assert refusal(client, arrow_stream(data)) == [
+        (f"rows[{row}].{number.name}", "less_than_equal") for row in range(2)
+    ]
 
 
 def test_columns_may_come_in_any_order_and_optional_ones_may_be_left_out(

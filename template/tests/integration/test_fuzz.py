@@ -12,9 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
+import pyarrow as pa
 import pytest
 import schemathesis
 from hypothesis import settings
+from hypothesis import strategies as st
 from schemathesis import Case
 from schemathesis.checks import (
     content_type_conformance,
@@ -23,10 +25,11 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from app.api.arrow import ARROW_STREAM
 from app.main import create_app
 from app.schemas import CLASS_LABELS, FEATURE_EXAMPLE
 from app.settings import Settings
-from tests.clients import CALLER_HEADERS, http_client
+from tests.clients import CALLER_HEADERS, arrow_stream, http_client
 from tests.server import serving
 
 CHECKS: Final = [
@@ -37,6 +40,28 @@ CHECKS: Final = [
 ]
 OUTCOME = {"label": CLASS_LABELS[0]} if CLASS_LABELS else {"value": 1.0}
 PREDICTION_ID: Final = re.compile(r"[0-9a-f]{32}")
+
+
+def _flipped(stream: bytes, position: int, mask: int) -> bytes:
+    return stream[:position] + bytes([stream[position] ^ mask]) + stream[position + 1 :]
+
+
+def _arrow_bodies() -> st.SearchStrategy[bytes]:
+    """Bodies for the batch route's Arrow stream: a valid one, random bytes, and the
+    valid one cut short or with a byte changed."""
+    valid = arrow_stream(pa.Table.from_pylist([FEATURE_EXAMPLE] * 3))
+    return st.one_of(
+        st.just(valid),
+        st.binary(max_size=256),
+        st.integers(0, len(valid) - 1).map(lambda cut: valid[:cut]),
+        st.tuples(st.integers(0, len(valid) - 1), st.integers(1, 255)).map(
+            lambda change: _flipped(valid, *change)
+        ),
+    )
+
+
+# Schemathesis generates no body for a media type it does not know.
+schemathesis.openapi.media_type(ARROW_STREAM, _arrow_bodies())
 
 # The document the server serves, from the application without starting it: pytest
 # makes one test per operation while it collects, before any fixture runs.
