@@ -3,6 +3,7 @@
     uv run python -m bench.cost            # 6 rounds of 3 s a variant, about 2 minutes
     uv run python -m bench.cost --smoke    # 1 round of 1 s: proves the script works
     uv run python -m bench.cost --rows 1000   # batches of 1,000 rows instead of one
+    uv run python -m bench.cost --rows 1000 --arrow   # the batches as Arrow streams
 
 Requests/s, what ``bench.run`` judges, moves with everything else the machine runs,
 and the load generator shares the cores with the servers. The CPU time the server's
@@ -34,7 +35,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench.run import (
+    ARROW_STREAM,
     BUILD,
+    arrow_rows,
     drive,
     log,
     modelship,
@@ -131,7 +134,9 @@ def report(costs: list[Cost], args: argparse.Namespace, pinned: tuple[int, int] 
         "",
         f"monitoring on / off, by CPU a request: {share:.2f} (the target of requests/s is 0.9)",
         "",
-        f"One worker each, {args.rows} row(s) a request, {args.connections} connections, "
+        f"One worker each, {args.rows} row(s) a request"
+        + (" as an Arrow stream" if args.arrow else "")
+        + f", {args.connections} connections, "
         f"{args.rounds} round(s) of "
         f"{args.seconds} s a service; "
         + (
@@ -152,8 +157,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--rows", type=int, default=1, help="rows a request; above 1, to /v1/predict/batch"
     )
+    parser.add_argument(
+        "--arrow", action="store_true", help="send the batch as an Arrow stream, not JSON"
+    )
     parser.add_argument("--smoke", action="store_true", help="1 round of 1 s: proves it works")
     args = parser.parse_args(argv)
+    if args.arrow and args.rows == 1:
+        parser.error("--arrow sends a batch: give --rows above 1")
     if args.smoke:
         args.rounds, args.seconds = 1, 1
     if shutil.which("wrk") is None:
@@ -186,7 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             if pinned:
                 server.command = ["taskset", "--cpu-list", str(pinned[0]), *server.command]
-            payload = example if args.rows == 1 else {"rows": [example] * args.rows}
+            payload: object = example if args.rows == 1 else {"rows": [example] * args.rows}
+            if args.arrow:
+                payload = arrow_rows(project, example, args.rows)
+                server.content_type = ARROW_STREAM
             # Listed before it starts, so that it is stopped if it fails to.
             servers.append((variant, server, write_body(server, payload)))
             serving(server)
@@ -232,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     table = report(costs, args, pinned)
     print(table)
-    stem = "cost" if args.rows == 1 else f"cost-{args.rows}-rows"
+    stem = "cost" if args.rows == 1 else f"cost-{args.rows}-rows" + ("-arrow" if args.arrow else "")
     (BUILD / f"{stem}.md").write_text(table + "\n")
     (BUILD / f"{stem}.json").write_text(json.dumps([asdict(c) for c in costs], indent=2) + "\n")
     return 0

@@ -67,17 +67,18 @@ def test_benchmark_smoke_run_serves_loads_and_prints_every_ratio(
     assert all(rate > 0 for rate in in_process.values()), in_process
 
 
-@pytest.mark.parametrize("rows", [1, 100])
+# The batch run sends Arrow: the JSON batch differs from it in its body alone.
+@pytest.mark.parametrize(("rows", "arrow"), [(1, False), (100, True)])
 def test_cost_smoke_run_measures_each_part_of_monitoring(
-    project_env: dict[str, str], rows: int
+    project_env: dict[str, str], rows: int, arrow: bool
 ) -> None:
     from bench.cost import VARIANTS
 
     command = [sys.executable, "-m", "bench.cost", "--smoke", f"--rows={rows}"]
-    output = succeed(command, TEMPLATE_ROOT, project_env)
+    output = succeed(command + (["--arrow"] if arrow else []), TEMPLATE_ROOT, project_env)
 
     costs = json.loads(
-        (COSTS if rows == 1 else COSTS.with_name(f"cost-{rows}-rows.json")).read_text()
+        (COSTS if rows == 1 else COSTS.with_name(f"cost-{rows}-rows-arrow.json")).read_text()
     )
     assert [cost["variant"] for cost in costs] == list(VARIANTS)
     for cost in costs:
@@ -87,7 +88,7 @@ def test_cost_smoke_run_measures_each_part_of_monitoring(
         # No worker answers 100,000 requests a second, nor spends 0.1 s of CPU on a row.
         assert 10 < cost["cpu_us_per_request"] < 100_000 * rows, cost
     assert "monitoring on / off, by CPU a request" in output
-    assert f"{rows} row(s) a request" in output
+    assert f"{rows} row(s) a request{' as an Arrow stream' if arrow else ''}" in output
     # Each copy runs without what its name says, and with the rest.
     build = TEMPLATE_ROOT / "build" / "bench"
     for variant, settings in VARIANTS.items():
