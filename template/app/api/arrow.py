@@ -17,9 +17,9 @@ a service whose callers only send JSON never spends at start-up.
 """
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, overload
 
 import annotated_types
 import numpy as np
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 ARROW_STREAM: Final = "application/vnd.apache.arrow.stream"
 """The media type of an Arrow IPC stream (IANA)."""
-ARROW_FILE: Final = "application/vnd.apache.arrow.file"
 
 # Message headers of the IPC format's flatbuffers schema (format/Message.fbs).
 _RECORD_BATCH: Final = 3
@@ -50,7 +49,7 @@ _COLUMN_TYPES: Final = {
     "float": "numbers (an integer or floating-point type)",
     "integer": "integers (an integer type; 1.0 is refused, as in JSON)",
     "boolean": "booleans",
-    "categorical": "strings (string, large_string or a dictionary of strings)",
+    "categorical": "strings (string, large_string, string_view or a dictionary of strings)",
 }
 
 
@@ -97,15 +96,22 @@ def _table(metadata: bytes, position: int) -> int:
 def declared_rows(body: bytes) -> int:
     """The rows a stream's record batches declare, read from their headers alone.
 
-    Refuses buffer compression: a compressed stream can hold far more than the body
-    limit lets through (constant columns compress a thousandfold), and is decoded
-    before its size is known. An uncompressed stream is read in place, so the body
+    Refuses what would let a small body take far more memory than the body limit
+    lets through, before any of it is decoded:
+    - buffer compression: constant columns compress a thousandfold;
+    - a dictionary sent more than once, as a delta or a replacement: pyarrow keeps a
+      copy of the dictionary so far for each, and 2,500 deltas of one word in a
+      2 MB body took 2 GB.
+    An uncompressed stream with each dictionary once is read in place, so the body
     limit bounds it.
     """
     import pyarrow as pa
 
     rows = 0
+    dictionaries: set[int] = set()
     reader = pa.ipc.MessageReader.open_stream(pa.BufferReader(body))
+    # pyarrow verifies each message's flatbuffers before handing it over: the offsets
+    # read here point inside the metadata.
     for message in reader:
         metadata = message.metadata.to_pybytes()
         root = _table(metadata, 0)
@@ -116,7 +122,16 @@ def declared_rows(body: bytes) -> int:
             continue
         header = _table(metadata, header_at)
         if kind == _DICTIONARY_BATCH:
-            data_at = _field(metadata, header, 1)
+            # DictionaryBatch: id (0), data (1), isDelta (2).
+            id_at, data_at, delta_at = (_field(metadata, header, field) for field in (0, 1, 2))
+            dictionary = int(struct.unpack_from("<q", metadata, id_at)[0]) if id_at else 0
+            if (delta_at is not None and metadata[delta_at]) or dictionary in dictionaries:
+                raise InvalidArrow(
+                    "the Arrow stream sends a column's dictionary more than once (a delta "
+                    "or a replacement); send each dictionary once, as pyarrow does for a "
+                    "column whose chunks share one"
+                )
+            dictionaries.add(dictionary)
             if data_at is None:
                 continue
             header = _table(metadata, data_at)
@@ -177,55 +192,53 @@ def _positions(mask: npt.NDArray[np.bool_]) -> list[int]:
 
 
 def _check_numbers(
-    feature: FeatureSpec, values: npt.NDArray[Any], present: npt.NDArray[np.bool_]
+    feature: FeatureSpec,
+    values: npt.NDArray[np.float64],
+    present: npt.NDArray[np.bool_],
+    narrow: type[np.floating[Any]] | None = None,
 ) -> list[tuple[int, dict[str, Any]]]:
-    """Errors of a number column's present values: not finite, or out of bounds."""
-    errors: list[tuple[int, dict[str, Any]]] = []
+    """Errors of a number column's present values: not finite, or out of bounds.
+
+    A column of ``narrow`` floats (float32, float16) is held to its bounds in its own
+    precision: float32 holds 0.3 as 0.30000001, which a bound of 0.3 would refuse.
+    """
     name = feature.name
-    if values.dtype.kind == "f":
-        not_finite = present & ~np.isfinite(values)
+    declared = bounds = BOUNDS[name]
+    if narrow is not None:
+        bounds = _Bounds(
+            None if bounds.lowest is None else float(narrow(bounds.lowest)),
+            None if bounds.highest is None else float(narrow(bounds.highest)),
+        )
+    given = values if present.all() else values[present]
+    # Three reductions tell a valid column, as most are; the rows are sought only if not.
+    if given.size == 0 or (
+        np.isfinite(given).all()
+        and (bounds.lowest is None or given.min() >= bounds.lowest)
+        and (bounds.highest is None or given.max() <= bounds.highest)
+    ):
+        return []
+    not_finite = present & ~np.isfinite(values)
+    errors = [
+        (row, _error(row, name, "finite_number", "Input should be a finite number"))
+        for row in _positions(not_finite)
+    ]
+    present = present & ~not_finite
+    if bounds.lowest is not None and declared.lowest is not None:
+        message = f"Input should be greater than or equal to {declared.lowest:g}"
         errors += [
-            (row, _error(row, name, "finite_number", "Input should be a finite number"))
-            for row in _positions(not_finite)
+            (row, _error(row, name, "greater_than_equal", message, ge=declared.lowest))
+            for row in _positions(present & (values < bounds.lowest))
         ]
-        present = present & ~not_finite
-    bounds = BOUNDS[name]
-    if bounds.lowest is not None:
-        below = present & (values < bounds.lowest)
-        shown = f"{bounds.lowest:g}"
+    if bounds.highest is not None and declared.highest is not None:
+        message = f"Input should be less than or equal to {declared.highest:g}"
         errors += [
-            (
-                row,
-                _error(
-                    row,
-                    name,
-                    "greater_than_equal",
-                    f"Input should be greater than or equal to {shown}",
-                    ge=bounds.lowest,
-                ),
-            )
-            for row in _positions(below)
-        ]
-    if bounds.highest is not None:
-        above = present & (values > bounds.highest)
-        shown = f"{bounds.highest:g}"
-        errors += [
-            (
-                row,
-                _error(
-                    row,
-                    name,
-                    "less_than_equal",
-                    f"Input should be less than or equal to {shown}",
-                    le=bounds.highest,
-                ),
-            )
-            for row in _positions(above)
+            (row, _error(row, name, "less_than_equal", message, le=declared.highest))
+            for row in _positions(present & (values > bounds.highest))
         ]
     return errors
 
 
-def _column(
+def read_column(
     feature: FeatureSpec, column: "pa.ChunkedArray[Any]"
 ) -> tuple[list[Any], npt.NDArray[np.float64] | None, list[tuple[int, dict[str, Any]]]]:
     """A column's values as Python objects, row by row; for a number or boolean feature,
@@ -235,6 +248,9 @@ def _column(
 
     name = feature.name
     rows = len(column)
+    if pa.types.is_dictionary(column.type):
+        # Decoded: a null among the dictionary's values is missing from null_count.
+        column = column.cast(column.type.value_type)
     if column.null_count:
         nulls = np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
     else:
@@ -258,24 +274,72 @@ def _column(
         return values, None, errors
     if pa.types.is_null(column.type):
         return [None] * rows, np.full(rows, np.nan), errors
+    kind = column.type
     # Unsafe: an integer past 2**53 would refuse to cast; it is out of bounds anyway.
-    as_float = column.cast(pa.float64(), safe=False)
+    as_float = column if kind == pa.float64() else column.cast(pa.float64(), safe=False)
     numbers = np.asarray(as_float.to_numpy(zero_copy_only=False), dtype=np.float64)
     if feature.type != "boolean":
-        errors += _check_numbers(feature, numbers, ~nulls)
-    if feature.type == "float":
-        column = as_float
+        narrow = (
+            np.float32
+            if pa.types.is_float32(kind)
+            else np.float16
+            if pa.types.is_float16(kind)
+            else None
+        )
+        errors += _check_numbers(feature, numbers, ~nulls, narrow)
     if column.null_count:
-        return column.to_pylist(), numbers, errors
-    # NumPy's tolist makes the Python numbers in C, four times as fast as pyarrow's.
-    return list(np.asarray(column.to_numpy(zero_copy_only=False)).tolist()), numbers, errors
+        values = (as_float if feature.type == "float" else column).to_pylist()
+    elif feature.type == "float":
+        # NumPy's tolist makes the Python numbers in C, four times as fast as pyarrow's.
+        values = numbers.tolist()
+    else:
+        values = np.asarray(column.to_numpy(zero_copy_only=False)).tolist()
+    return values, numbers, errors
+
+
+class ColumnRows(Sequence[dict[str, Any]]):
+    """Rows kept as the columns they came in: a row's dict is made when it is read.
+
+    Making a dict for each of 1,000 rows of 30 features took longer than reading and
+    checking the whole stream; the model, the prediction log and the drift tally take
+    the columns, so only what reads rows one by one (a shadow model, payload logging,
+    a model that takes a DataFrame) pays for them.
+    """
+
+    def __init__(self, columns: Mapping[str, list[Any]], length: int) -> None:
+        self._names = tuple(columns)
+        self._columns = tuple(columns.values())
+        self._length = length
+
+    def __len__(self) -> int:
+        return self._length
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return [self[position] for position in range(*index.indices(self._length))]
+        if not -self._length <= index < self._length:
+            raise IndexError(index)
+        return {
+            name: column[index] for name, column in zip(self._names, self._columns, strict=True)
+        }
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        names = self._names
+        return (dict(zip(names, row, strict=True)) for row in zip(*self._columns, strict=True))
 
 
 @dataclass(frozen=True)
 class ArrowBatch:
-    rows: list[dict[str, Any]]
-    """A dict per row with every feature, None where an optional one is missing, as
-    validated JSON rows are."""
+    columns: dict[str, list[Any]]
+    """A list per feature, in the schema's order, None where an optional one is missing."""
+    rows: ColumnRows
+    """The same values a dict per row, as validated JSON rows are, made when read."""
     encoded: npt.NDArray[np.float64] | None
     """The rows as ``encode_rows`` gives them to a model that takes a matrix, made from
     the columns at once: for a schema of numbers and booleans only, else None."""
@@ -358,7 +422,7 @@ def read_batch(body: bytes, max_rows: int) -> ArrowBatch:
                 )
             )
             continue
-        values, as_numbers, found = _column(feature, column)
+        values, as_numbers, found = read_column(feature, column)
         errors += found
         columns.append(values)
         numbers.append(as_numbers)
@@ -366,8 +430,7 @@ def read_batch(body: bytes, max_rows: int) -> ArrowBatch:
         # In the order JSON's validation gives them: the whole batch's, then row by row.
         errors.sort(key=lambda error: error[0])
         raise RequestValidationError([error for _, error in errors])
-    feature_names = [feature.name for feature in FEATURES]
-    rows = [dict(zip(feature_names, row, strict=True)) for row in zip(*columns, strict=True)]
+    by_name = {feature.name: values for feature, values in zip(FEATURES, columns, strict=True)}
     arrays = [array for array in numbers if array is not None]
     encoded = np.column_stack(arrays) if len(arrays) == len(FEATURES) else None
-    return ArrowBatch(rows, encoded)
+    return ArrowBatch(by_name, ColumnRows(by_name, table.num_rows), encoded)

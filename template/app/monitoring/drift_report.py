@@ -34,7 +34,12 @@ from app.errors import ServiceError
 from app.features import FeatureSpec, is_missing
 from app.model import ArtifactMetadata
 from app.monitoring.drift import psi, reference_shares
-from app.monitoring.prediction_log import holds_batches, prediction_batches, predictions
+from app.monitoring.prediction_log import (
+    batch_rows,
+    holds_batches,
+    prediction_batches,
+    predictions,
+)
 from app.monitoring.reference import CategoricalReference, NumericReference, Reference
 from app.monitoring.text import table
 from app.settings import Settings
@@ -119,7 +124,7 @@ def read_window(
     )
     batches = prediction_batches.c
     batched = (
-        select(batches.created_at, batches.features, batches.outputs)
+        select(batches.created_at, batches.rows, batches.features, batches.outputs)
         .where(
             batches.model_version == model_version,
             batches.role == "primary",
@@ -143,10 +148,11 @@ def _rows_of_batches(batches: Iterable[Any], limit: int) -> list[tuple[Any, Any,
     """(created_at, features, output) of each row of ``batches``, newest first, until
     ``limit`` rows are read."""
     rows: list[tuple[Any, Any, Any]] = []
-    for created_at, features, outputs in batches:
+    for created_at, count, features, outputs in batches:
         if len(rows) >= limit:
             break
-        rows += [(created_at, *pair) for pair in zip(features, outputs, strict=True)]
+        pairs = zip(batch_rows(features, count), outputs, strict=True)
+        rows += [(created_at, *pair) for pair in pairs]
     return rows
 
 

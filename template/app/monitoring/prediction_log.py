@@ -94,14 +94,41 @@ prediction_batches = Table(
     Column("outputs", _JSON, nullable=False),
     Column("latency_ms", Float, nullable=False),
 )
-"""One row per batch answered through /v1/predict/batch: ``features`` and ``outputs``
-list its rows' features and answers, in order. A shadow's batch row has the
-primary's ``batch_id``."""
+"""One row per batch answered through /v1/predict/batch. ``features`` holds a list per
+feature, its rows' values in order (``batch_features``), where a list per row would
+repeat every name in every row: half the size, and a batch sent as Arrow is stored
+as it came, without a dict per row. ``outputs`` lists the rows' answers in order. A
+shadow's batch row has the primary's ``batch_id``."""
 
 BATCH_ID_DIGITS: Final = 27
 """A batch's id: the first 27 hex digits of a UUIDv7. Each of its rows' prediction id
 is the batch's id followed by the row's position in 5 hex digits, up to the 100,000
 rows APP_MAX_BATCH_SIZE allows: 32 hex digits, as every other prediction id."""
+
+
+def batch_features(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, list[Any]]:
+    """The features of a batch's ``rows`` as ``prediction_batches`` keeps them: a list per
+    feature of ``names``, in row order."""
+    if not names:
+        return {}
+    values = map(operator.itemgetter(*names), rows)
+    if len(names) == 1:
+        return {names[0]: list(values)}
+    return {
+        name: list(column) for name, column in zip(names, zip(*values, strict=True), strict=True)
+    }
+
+
+def batch_rows(features: Any, rows: int) -> list[dict[str, Any]]:
+    """A batch row's features, a dict per row; ``rows`` counts them when every feature
+    was redacted. A batch logged as a list of rows, before ``batch_features``, is read
+    as it is."""
+    if not isinstance(features, Mapping):
+        return list(features)
+    if not features:
+        return [{} for _ in range(rows)]
+    names = list(features)
+    return [dict(zip(names, row, strict=True)) for row in zip(*features.values(), strict=True)]
 
 
 def batch_row_id(batch_id: str, position: int) -> str:

@@ -29,7 +29,9 @@ from app.monitoring.drift_report import read_window
 from app.monitoring.prediction_log import (
     SQLITE_PAGE_SIZE,
     PredictionLog,
+    batch_features,
     batch_row_id,
+    batch_rows,
     create_log_engine,
     feedback,
     metadata,
@@ -96,7 +98,9 @@ def test_every_prediction_is_recorded_with_its_context(
     assert logged["request_id"] == "req-2"
     assert logged["model_version"] == predictor.version
     assert logged["role"] == "primary"
-    assert logged["features"] == [Features.model_validate(row).model_dump() for row in rows]
+    # A list per feature, in the schema's order, each the rows' values in order.
+    validated = [Features.model_validate(row).model_dump() for row in rows]
+    assert logged["features"] == {f.name: [row[f.name] for row in validated] for f in FEATURES}
     assert logged["outputs"] == [model_output(answer) for answer in answers]
     assert logged["latency_ms"] > 0
     assert first["created_at"] <= logged["created_at"]
@@ -134,8 +138,12 @@ def test_redacted_fields_stay_out_of_the_log(settings: Settings, sqlite_url: str
     [row] = rows_in(sqlite_url)
     [batch] = rows_in(sqlite_url, prediction_batches)
 
-    for features in [row["features"], *batch["features"]]:
+    for features in [row["features"], batch["features"]]:
         assert set(features) == set(FEATURE_EXAMPLE) - {secret}
+    assert (
+        batch_rows(batch["features"], batch["rows"])
+        == [{k: v for k, v in FEATURE_EXAMPLE.items() if k != secret}] * 2
+    )
 
 
 def test_a_new_sqlite_log_is_readable_by_its_owner_only(settings: Settings, tmp_path: Path) -> None:
@@ -372,7 +380,7 @@ def logged_batch(batch_id: str, created_at: datetime, rows: int, **row: Any) -> 
         "model_version": "1",
         "role": "primary",
         "rows": rows,
-        "features": [{"n": n} for n in range(rows)],
+        "features": {"n": list(range(rows))},
         "outputs": [{"n": n} for n in range(rows)],
         "latency_ms": 1.0,
         **row,
@@ -494,9 +502,10 @@ def test_the_drift_window_reads_the_latest_one_row_predictions_and_batch_rows(
                 for name, moment in [("first", moments[0]), ("last", moments[3])]
             ],
         )
+        # The older batch as the log kept batches before a list per feature: a dict a row.
+        as_rows = logged_batch("older", moments[1], 2, features=[{"n": 0}, {"n": 1}])
         connection.execute(
-            prediction_batches.insert(),
-            [logged_batch("older", moments[1], 2), logged_batch("newer", moments[2], 2)],
+            prediction_batches.insert(), [as_rows, logged_batch("newer", moments[2], 2)]
         )
     since, until = now - timedelta(hours=1), now + timedelta(seconds=1)
     try:
@@ -555,6 +564,19 @@ def test_each_roles_batch_row_is_scored_on_the_feedback_for_its_rows(
         engine.dispose()
     assert in_full == [("2", "shadow", 3, 2)]
     assert capped == [("2", "shadow", 3, 1)]
+
+
+def test_a_batchs_features_are_kept_a_list_per_feature_and_read_back_a_dict_per_row() -> None:
+    rows: list[dict[str, Any]] = [{"a": 1, "b": "x"}, {"a": 2, "b": None}, {"a": 3, "b": "z"}]
+
+    columns = batch_features(rows, ["a", "b"])
+
+    assert columns == {"a": [1, 2, 3], "b": ["x", None, "z"]}
+    assert batch_rows(columns, 3) == rows
+    assert batch_features(rows, ["a"]) == {"a": [1, 2, 3]}
+    # Every feature redacted: the count of rows still says how many there were.
+    assert batch_rows({}, 3) == [{}, {}, {}]
+    assert batch_rows(rows, 3) == rows  # a batch logged before, a dict per row
 
 
 def test_a_prediction_id_holds_one_row_per_role(sqlite_url: str) -> None:
