@@ -251,7 +251,7 @@ body = orjson.dumps({"rows": [example] * 1000})
 import datetime, tempfile
 from app.api.predict import prediction_ids
 from app.monitoring.prediction_log import (
-    BATCH_ID_DIGITS, create_log_engine, metadata, write_entries,
+    BATCH_ID_DIGITS, batch_features, create_log_engine, metadata, write_entries,
 )
 folder = tempfile.TemporaryDirectory()  # removed when the script ends
 engine = create_log_engine(f"sqlite:///{folder.name}/log.db")
@@ -264,7 +264,7 @@ def write_log():
     record = {"batch_id": prediction_ids(1)[0][:BATCH_ID_DIGITS],
              "created_at": datetime.datetime.now(datetime.UTC), "model_version": "1.0.0",
              "role": "primary", "request_id": "r", "rows": 1000,
-             "features": [example] * 1000,
+             "features": batch_features([example] * 1000, list(example)),
              "outputs": [output] * 1000, "latency_ms": 1.0}
     with engine.begin() as connection:
         write_entries(connection, [record])

@@ -139,7 +139,8 @@ def test_servers_side_by_side_are_driven_in_turn_and_summed(monkeypatch: Any) ->
 
     driven: list[tuple[str, float]] = []
 
-    def drive(url: str, body: Path, seconds: float, connections: int) -> dict[str, float]:
+    def drive(server: Server, body: Path, seconds: float, connections: int) -> dict[str, float]:
+        url = server.predict_url
         driven.append((url, seconds))
         # Server a answers 100 requests a second and b 50; a's p99 rises slice by slice.
         rate = 100 if url == "a" else 50

@@ -196,8 +196,9 @@ def prediction_sections(document: OpenAPI) -> str:
                 f"### {method} {path}\n\n{operation.get('summary', '')}. The body is "
                 + BATCH_BODY
                 + f": 1 to {max_batch} rows (`APP_MAX_BATCH_SIZE`), each "
-                "shaped as the body of a single prediction. More rows get 413.\n\n"
-                f"The answer ({response}):\n\n"
+                "shaped as the body of a single prediction. More rows get 413."
+                + (f" {_one_line(operation['description'])}" if "description" in operation else "")
+                + f"\n\nThe answer ({response}):\n\n"
                 + fields_table(document, response, request=False)
                 + "\n\n`predictions` holds one entry per row, in the order of `rows`, each with "
                 "the fields:\n\n" + fields_table(document, "Prediction", request=False)
