@@ -87,6 +87,8 @@ def rows_to_frame(rows: Sequence[Mapping[str, Any]], features: Sequence[FeatureS
     """
     import pandas as pd
 
+    # Read once: a lazy sequence (an Arrow batch's rows) makes its dicts on every pass.
+    rows = rows if isinstance(rows, list) else list(rows)
     columns: dict[str, Any] = {}
     for feature in features:
         values = [row.get(feature.name) for row in rows]

@@ -5,6 +5,7 @@ import math
 import os
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,8 +14,9 @@ import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 
+from app.api import arrow
 from app.api.arrow import ARROW_STREAM, read_batch, read_column
-from app.features import FeatureSpec, encode_rows
+from app.features import FeatureSpec, encode_rows, rows_to_frame
 from app.main import create_app
 from app.monitoring.prediction_log import batch_rows, prediction_batches
 from app.schemas import FEATURE_EXAMPLE, FEATURES, Features
@@ -94,11 +96,15 @@ def test_an_arrow_batch_gets_the_answers_its_rows_get_as_json(client: TestClient
     assert arrow.json()["model_version"] == as_json.json()["model_version"]
 
 
+@pytest.mark.parametrize("redacted", [False, True], ids=["whole", "redacted"])
 def test_an_arrow_batch_is_logged_as_one_batch_row_with_its_rows(
-    settings: Settings, sqlite_url: str
+    settings: Settings, sqlite_url: str, redacted: bool
 ) -> None:
     rows = rows_with_missing_values()
-    logging = settings.model_copy(update={"database_url": sqlite_url})
+    secret = {FEATURES[0].name} if redacted else set()
+    logging = settings.model_copy(
+        update={"database_url": sqlite_url, "log_redact": frozenset(secret)}
+    )
     with app_client(create_app(logging)) as client:
         answer = post(client, arrow_stream(table(rows)))
     # Leaving the client stops the application, which writes what is buffered.
@@ -106,9 +112,12 @@ def test_an_arrow_batch_is_logged_as_one_batch_row_with_its_rows(
     assert answer.status_code == 200, answer.text
     [logged] = rows_in(sqlite_url, prediction_batches)
     assert logged["rows"] == len(rows)
-    validated = [Features.model_validate(row).model_dump() for row in rows]
+    validated = [
+        {k: v for k, v in Features.model_validate(row).model_dump().items() if k not in secret}
+        for row in rows
+    ]
     assert batch_rows(logged["features"], logged["rows"]) == validated
-    assert list(logged["features"]) == [feature.name for feature in FEATURES]
+    assert list(logged["features"]) == [f.name for f in FEATURES if f.name not in secret]
     assert logged["outputs"] == [model_output(item) for item in answer.json()["predictions"]]
 
 
@@ -128,6 +137,8 @@ def test_the_rows_and_the_models_matrix_read_from_columns_are_those_of_json_rows
     else:
         assert batch.encoded is not None
         np.testing.assert_array_equal(batch.encoded, encode_rows(validated, FEATURES))
+    # A model that takes a DataFrame reads the rows themselves.
+    assert rows_to_frame(batch.rows, FEATURES).equals(rows_to_frame(validated, FEATURES))
 
 
 NUMBERS = [feature for feature in FEATURES if feature.type in ("float", "integer")]
@@ -183,16 +194,68 @@ def test_a_dictionary_sent_more_than_once_is_refused_before_it_is_read(
         assert "dictionary more than once" in response.json()["error"]["message"]
 
 
+COLOUR = FeatureSpec(name="colour", type="categorical", values=("red", "blue"))
+
+
+def overlapping_views(text: str, rows: int) -> "pa.Array[Any]":
+    """A string_view array whose ``rows`` values are all views of the same bytes."""
+    data = pa.py_buffer(text.encode())
+    view = np.zeros(4, dtype="<i4")
+    view[0] = len(data)  # length; the prefix, buffer 0 and offset 0 follow
+    view.view(np.uint8)[4:8] = np.frombuffer(memoryview(data), dtype=np.uint8)[:4]
+    views = pa.py_buffer(np.tile(view, rows).tobytes())
+    return pa.Array.from_buffers(pa.string_view(), rows, [None, views, data])
+
+
+@pytest.mark.parametrize("layout", ["dictionary", "string_view"])
+def test_rows_pointing_at_one_long_string_are_refused_without_a_copy_each(layout: str) -> None:
+    """1,000 rows of one 100 KB string took 195 MB when each row's string was made."""
+    long = "x" * 100_000
+    if layout == "dictionary":
+        chunk: pa.Array[Any] = pa.DictionaryArray.from_arrays(
+            pa.array([0] * 1000, pa.int16()), pa.array([long])
+        )
+    else:
+        chunk = overlapping_views(long, 1000)
+    chunk.validate(full=True)
+
+    tracemalloc.start()
+    try:
+        _, _, errors = read_column(COLOUR, pa.chunked_array([chunk]))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert len(errors) == 1000
+    assert {error["type"] for _, error in errors} == {"literal_error"}
+    assert peak < 10_000_000, peak
+
+
+def test_a_float32_column_is_held_to_a_bound_float32_cannot_hold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """float32 holds 0.3 as 0.30000001: a bound of 0.3 accepts it, and refuses the next."""
+    share = FeatureSpec(name="share", type="float")
+    monkeypatch.setitem(arrow.BOUNDS, "share", arrow.Bounds(0.0, 0.3))
+    beyond = np.nextafter(np.float32(0.3), np.float32(1))
+    column = pa.chunked_array([pa.array([0.3, beyond], pa.float32())])
+
+    _, _, errors = read_column(share, column)
+
+    assert [(error["loc"], error["type"]) for _, error in errors] == [
+        (("body", "rows", 1, "share"), "less_than_equal")
+    ]
+
+
 def test_a_null_among_a_dictionarys_values_is_a_missing_value() -> None:
     """A dictionary's null value is not in its column's null count: a required category
     sent that way must be refused as missing, not predicted as None."""
-    colour = FeatureSpec(name="colour", type="categorical", values=("red", "blue"))
     values = pa.array(["red", None])
     column = pa.chunked_array(
         [pa.DictionaryArray.from_arrays(pa.array([0, 1, 0], pa.int32()), values)]
     )
 
-    rows, _, errors = read_column(colour, column)
+    rows, _, errors = read_column(COLOUR, column)
 
     assert rows == ["red", None, "red"]
     assert [(error["loc"], error["type"]) for _, error in errors] == [
