@@ -263,36 +263,6 @@ def test_a_null_among_a_dictionarys_values_is_a_missing_value() -> None:
     ]
 
 
-BOUNDED_FLOATS = [
-    (feature, side)
-    for feature in FEATURES
-    if feature.type == "float"
-    for side in ("minimum", "maximum")
-    if side in field_schema(feature.name)
-]
-
-
-@pytest.mark.parametrize(
-    ("feature", "side"), BOUNDED_FLOATS, ids=[f"{f.name}-{side}" for f, side in BOUNDED_FLOATS]
-)
-def test_a_float32_column_is_held_to_its_bounds_in_its_own_precision(
-    client: TestClient, feature: FeatureSpec, side: str
-) -> None:
-    """float32 holds 0.3 as 0.30000001: the bound itself is accepted, the next float32
-    past it refused."""
-    bound = np.float32(field_schema(feature.name)[side])
-    past = np.nextafter(bound, np.float32(np.inf if side == "maximum" else -np.inf))
-    data = table([FEATURE_EXAMPLE] * 2)
-    index = data.schema.get_field_index(feature.name)
-
-    at_bound = data.set_column(index, feature.name, pa.array([bound, bound], pa.float32()))
-    beyond = data.set_column(index, feature.name, pa.array([bound, past], pa.float32()))
-
-    assert post(client, arrow_stream(at_bound)).status_code == 200
-    kind = "less_than_equal" if side == "maximum" else "greater_than_equal"
-    assert refusal(client, arrow_stream(beyond)) == [(f"rows[1].{feature.name}", kind)]
-
-
 def other_accepted_columns() -> list[tuple[FeatureSpec, "pa.Array[Any]"]]:
     """For each feature with one, a column of another Arrow type it takes, holding the
     example's value: integers for a float, narrower integers, a dictionary of strings."""
