@@ -211,6 +211,18 @@ def test_an_unmodified_project_updates_without_conflict_and_passes_its_checks(
     # docs/SERVICE_CONTRACT.md where they are missing), then make check.
     succeed(["make", "setup"], project, env)
     assert (project / "docs" / "MODEL_CARD.md").is_file()
+    # The template's API grew since 0.1.0 (Arrow bodies on /v1/predict/batch): the
+    # project's contract test asks for `make contract-update`, as for any change of the
+    # API that breaks no client, and the maintainer records it.
+    asked = run(
+        [env.get("UV", "uv"), "run", "pytest", "-q", "tests/contract/test_openapi.py"],
+        project,
+        env,
+    )
+    assert asked.returncode == 1, asked.stdout
+    assert "make contract-update" in asked.stdout, asked.stdout
+    assert "breaks the clients" not in asked.stdout, asked.stdout
+    succeed(["make", "contract-update"], project, env)
 
     # The updated project is, file for file, the one a fresh render of 0.2.0 and its
     # make setup give, whose whole make check tests/test_tutorial.py runs (make
