@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.arrow import ARROW_STREAM, is_arrow, read_batch
+from app.api.arrow import ARROW_STREAM, Column, is_arrow, read_batch
 from app.api.deps import PredictorDep
 from app.api.errors import BATCH_ERROR_RESPONSES, BODY_ERROR_RESPONSES, ERROR_RESPONSES
 from app.api.routing import OrjsonRequest, OrjsonRoute, refuse_content_coding
@@ -26,7 +26,7 @@ from app.monitoring.prediction_log import (
     BATCH_ID_DIGITS,
     PredictionLog,
     batch_features,
-    batch_row_id,
+    batch_row_ids,
 )
 from app.monitoring.shadow import Shadow
 from app.observability.context import current_request_id
@@ -174,7 +174,7 @@ def _log_rows(
 def _log_batch(
     request: Request,
     records: Sequence[dict[str, Any]],
-    columns: Mapping[str, list[Any]] | None,
+    columns: Mapping[str, Column] | None,
     batch_id: str,
     outputs: list[dict[str, object]],
     version: str,
@@ -204,7 +204,7 @@ async def _predict(
     predictor: Predictor,
     *,
     batch: bool = False,
-    columns: Mapping[str, list[Any]] | None = None,
+    columns: Mapping[str, Column] | None = None,
     encoded: npt.NDArray[Any] | None = None,
 ) -> list[dict[str, object]]:
     """Predict the validated rows ``records`` and leave what the request's log line
@@ -236,7 +236,7 @@ async def _predict(
         observer.predicted(records, results, answer.seconds, answer.inputs)
     if batch:
         batch_id = prediction_ids(1)[0][:BATCH_ID_DIGITS]
-        ids = [batch_row_id(batch_id, position) for position in range(len(results))]
+        ids = batch_row_ids(batch_id, len(results))
     else:
         batch_id, ids = "", prediction_ids(len(results))
     outputs = _outputs(results)
@@ -311,7 +311,7 @@ async def _answer_batch(
     request: Request,
     records: Sequence[dict[str, Any]],
     predictor: Predictor,
-    columns: Mapping[str, list[Any]] | None = None,
+    columns: Mapping[str, Column] | None = None,
     encoded: npt.NDArray[Any] | None = None,
 ) -> Response:
     answers = await _predict(

@@ -31,6 +31,7 @@ from app.monitoring.prediction_log import (
     PredictionLog,
     batch_features,
     batch_row_id,
+    batch_row_ids,
     batch_rows,
     create_log_engine,
     feedback,
@@ -104,6 +105,16 @@ def test_every_prediction_is_recorded_with_its_context(
     assert logged["outputs"] == [model_output(answer) for answer in answers]
     assert logged["latency_ms"] > 0
     assert first["created_at"] <= logged["created_at"]
+
+
+def test_a_batchs_row_ids_are_its_id_and_each_position_whatever_came_before() -> None:
+    batch_id = "0" * 26 + "f"
+    # Longer, shorter and longer again than any batch before: the positions' digits are
+    # made for the longest batch so far and shared.
+    for rows in (3, 70_000, 2, 100_000, 1):
+        ids = batch_row_ids(batch_id, rows)
+        assert ids == [batch_row_id(batch_id, position) for position in range(rows)]
+    assert batch_row_ids(batch_id, 2) == [batch_id + "00000", batch_id + "00001"]
 
 
 @pytest.mark.parametrize(
