@@ -13,7 +13,6 @@ import argparse
 import json
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +54,7 @@ def record(path: Path = GOLDEN_FILE) -> Path:
     with tempfile.TemporaryDirectory() as folder:
         train(Path(folder), "golden")
         predictor, _ = load_service_model(Settings(model_dir=Path(folder), model_version="golden"))
-        predictions = [asdict(prediction) for prediction in predictor.predict(rows)]
+        predictions = [prediction._asdict() for prediction in predictor.predict(rows)]
     path.parent.mkdir(parents=True, exist_ok=True)
     document = {"rows": rows, "predictions": predictions}
     path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

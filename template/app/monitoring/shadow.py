@@ -21,7 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
@@ -81,7 +81,7 @@ class _Job:
 
 def _output(answer: Prediction) -> dict[str, Any]:
     """An answer as the prediction log keeps it: the fields that are set."""
-    return {k: v for k, v in asdict(answer).items() if v is not None}
+    return {k: v for k, v in answer._asdict().items() if v is not None}
 
 
 def agrees(primary: Prediction, shadow: Prediction, tolerance: float) -> bool:

@@ -4,7 +4,6 @@ import gc
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import asdict
 from typing import Any
 
 import pytest
@@ -89,8 +88,8 @@ def test_prediction_equals_the_model_s_own_answer(client: TestClient, predictor:
 
     body = client.post("/v1/predict", json=FEATURE_EXAMPLE).json()
 
-    assert {key: body[key] for key in asdict(expected) if key in body} == {
-        key: value for key, value in asdict(expected).items() if value is not None
+    assert {key: body[key] for key in expected._asdict() if key in body} == {
+        key: value for key, value in expected._asdict().items() if value is not None
     }
 
 
@@ -137,7 +136,9 @@ def test_batch_returns_one_prediction_per_row_in_order(
     assert len(predictions) == len(expected) == 3
     for body, result in zip(predictions, expected, strict=True):
         assert_sound_response(body)
-        assert all(body[key] == value for key, value in asdict(result).items() if value is not None)
+        assert all(
+            body[key] == value for key, value in result._asdict().items() if value is not None
+        )
     assert len({p["prediction_id"] for p in predictions}) == 3
 
 

@@ -1,7 +1,6 @@
 """The drift report judges each feature and the predictions of a window of rows."""
 
 import random
-from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ def moved(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def report_of(
     predictor: Predictor, rows: list[dict[str, Any]], logged: set[str] | None = None
 ) -> DriftReport:
-    outputs = [asdict(prediction) for prediction in predictor.predict(rows)]
+    outputs = [prediction._asdict() for prediction in predictor.predict(rows)]
     window = [
         ({k: v for k, v in row.items() if logged is None or k in logged}, output)
         for row, output in zip(rows, outputs, strict=True)
