@@ -28,6 +28,7 @@ import numpy.typing as npt
 from app.features import FeatureSpec, encode_rows, is_missing
 from app.model import ClassPrediction, Prediction, ValuePrediction
 from app.monitoring.reference import CategoricalReference, NumericReference, Reference
+from app.periodic import Periodic
 
 MISSING: Final = "missing"
 UNSEEN: Final = "unseen"
@@ -241,12 +242,14 @@ class DriftTally:
         self._rows: list[Mapping[str, Any]] = []
         self._inputs: list[npt.NDArray[Any]] = []
         self._predictions: list[Prediction] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: Periodic | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="drift-tally", daemon=True)
-        self._thread.start()
+        """Hand the counts over every ``interval`` seconds from a thread of the tally's
+        own, until ``close``."""
+        self._thread = Periodic(
+            self.flush, self._interval, name="drift-tally", failure="drift counts not handed over"
+        )
 
     def add(
         self,
@@ -279,12 +282,8 @@ class DriftTally:
             self._deliver(features, outputs)
 
     def close(self) -> None:
-        """Stop the thread and hand over the last counts."""
-        self._stop.set()
+        """Stop the thread, if started, and hand over the last counts."""
         if self._thread is not None:
-            self._thread.join()
+            self._thread.close()
+            self._thread = None
         self.flush()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            self.flush()

@@ -191,3 +191,30 @@ def test_a_tally_hands_over_by_itself_and_its_last_counts_on_close(predictor: Pr
 
     assert sum(delivered.predictions.values()) == 2
     assert sum(delivered.features.values()) == sum(len(bins.row_bins(row)) for row in rows)
+
+
+def test_a_tally_whose_hand_over_failed_goes_on_handing_over(predictor: Predictor) -> None:
+    bins = DriftBins(predictor.metadata.reference, FEATURES)
+    rows = load_dataset().rows[:2]
+    predictions = predictor.predict(rows)
+    delivered = Delivered()
+    failed = threading.Event()
+
+    def fails_once(features: BinCounts, outputs: BinCounts) -> None:
+        if not failed.is_set():
+            failed.set()
+            raise RuntimeError("the metrics refused the counts")
+        delivered(features, outputs)
+
+    tally = DriftTally(bins, fails_once, interval=0.02)
+    tally.start()
+    try:
+        tally.add(rows[:1], predictions[:1])
+        assert failed.wait(5), "the tally's thread never handed its counts over"
+        tally.add(rows[1:], predictions[1:])
+        assert delivered.arrived.wait(5), "the thread stopped at the failed hand-over"
+    finally:
+        tally.close()
+
+    # The first row's counts went with the failed call; the second's arrived.
+    assert sum(delivered.predictions.values()) == 1

@@ -1,0 +1,45 @@
+"""A daemon thread that calls a function every so often until it is closed."""
+
+import threading
+from collections.abc import Callable
+
+import structlog
+
+logger = structlog.stdlib.get_logger("app.periodic")
+
+
+class Periodic:
+    """Calls ``action`` every ``interval`` seconds from a daemon thread named ``name``,
+    from the moment it is made until ``close``.
+
+    A call that raises is logged, with ``failure`` as its message, and the next call
+    comes an interval later as usual: a thread stopped by its first error would leave
+    what it hands over to whoever else calls ``action`` (a scrape, the shutdown), or to
+    no one, and say nothing about it.
+    """
+
+    def __init__(
+        self, action: Callable[[], None], interval: float, *, name: str, failure: str
+    ) -> None:
+        self._action = action
+        self._interval = interval
+        self._failure = failure
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._action()
+            except Exception:
+                logger.exception(self._failure)
+
+    def close(self) -> None:
+        """Stop calling ``action``; waits for a call under way to end, and makes no
+        last call itself."""
+        self._stop.set()
+        self._thread.join()
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
