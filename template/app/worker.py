@@ -264,6 +264,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             "(HEADER_TIMEOUT)",
         )
 
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn answers a request httptools cannot parse (a malformed line, header or
+        # body framing) in plain text; it gets the envelope here, as every other error.
+        self._refuse(
+            400,
+            "invalid_http",
+            "the request is not valid HTTP/1.1: its request line, a header or the "
+            "framing of its body (Content-Length, Transfer-Encoding) is malformed",
+        )
+
     def _refuse(self, status: int, code: str, message: str) -> None:
         """Answer ``status`` in the error envelope, log and count it, and close the
         connection."""

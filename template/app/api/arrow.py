@@ -109,7 +109,8 @@ def declared_rows(body: bytes) -> int:
 
     rows = 0
     dictionaries: set[int] = set()
-    reader = pa.ipc.MessageReader.open_stream(pa.BufferReader(body))
+    source = pa.BufferReader(body)
+    reader = pa.ipc.MessageReader.open_stream(source)
     # pyarrow verifies each message's flatbuffers before handing it over: the offsets
     # read here point inside the metadata.
     for message in reader:
@@ -143,6 +144,14 @@ def declared_rows(body: bytes) -> int:
         length_at = _field(metadata, header, 0)
         if kind == _RECORD_BATCH and length_at is not None:
             rows += int(struct.unpack_from("<q", metadata, length_at)[0])
+    # The reader stops at the stream's end marker: what follows it, a second stream
+    # or anything else, would be left unread, and its rows unanswered.
+    left = len(body) - source.tell()
+    if left:
+        raise InvalidArrow(
+            f"the request body goes on for {left} bytes after the Arrow stream's end "
+            "marker; send one stream, every record batch before its end"
+        )
     return rows
 
 

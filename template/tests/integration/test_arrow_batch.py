@@ -444,6 +444,20 @@ def test_a_body_that_is_not_an_arrow_stream_gets_400(client: TestClient, body: b
     assert "not an Arrow IPC stream" in response.json()["error"]["message"]
 
 
+@pytest.mark.parametrize("after", ["a second stream", "other bytes"])
+def test_bytes_after_the_streams_end_are_refused_not_left_unanswered(
+    client: TestClient, after: str
+) -> None:
+    stream = arrow_stream(table([FEATURE_EXAMPLE] * 3))
+    extra = stream if after == "a second stream" else b"GARBAGE"
+    response = post(client, stream + extra)
+
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_arrow"
+    assert f"goes on for {len(extra)} bytes after the Arrow stream's end" in error["message"]
+
+
 def test_the_contract_offers_the_batch_route_both_bodies(client: TestClient) -> None:
     operation = client.get("/openapi.json").json()["paths"]["/v1/predict/batch"]["post"]
 

@@ -118,6 +118,32 @@ def test_headers_past_the_bound_get_431_and_the_connection_is_closed(server: str
     assert_still_ready(server)
 
 
+@pytest.mark.parametrize(
+    "request_head",
+    [
+        b"FOO /health HTTP/1.1\r\nHost: test\r\n\r\n",
+        b"POST /v1/predict HTTP/1.1\r\nHost: test\r\nContent-Length: abc\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nHost: test\r\nNo colon here\r\n\r\n",
+    ],
+    ids=["unknown-method", "content-length-not-a-number", "header-without-colon"],
+)
+def test_a_request_that_is_not_valid_http_gets_400_in_the_envelope(
+    server: str, request_head: bytes
+) -> None:
+    with connect(server) as connection:
+        connection.sendall(request_head)
+        answer = read_until_closed(connection)
+    status, headers, error = error_of(answer)
+
+    assert status == 400
+    assert headers["content-type"] == "application/json"
+    assert error["code"] == "invalid_http"
+    assert "not valid HTTP/1.1" in error["message"]
+    assert error["request_id"] == headers["x-request-id"]
+    assert headers["connection"] == "close"
+    assert_still_ready(server)
+
+
 def test_headers_trickling_in_get_408_once_header_timeout_has_passed(server: str) -> None:
     """A byte at a time, well within KEEP_ALIVE each: the bound is on the whole head."""
     started = time.monotonic()
