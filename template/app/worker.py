@@ -30,7 +30,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn_worker import UvicornWorker
 
 from app.api.errors import error_response
-from app.api.guards import SECURITY_HEADERS
+from app.api.guards import BODY_STALLED, SECURITY_HEADERS
 from app.observability.context import UNMATCHED_ROUTE, request_id_var
 from app.randomness import random_bytes
 
@@ -171,7 +171,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     ``header_timeout`` seconds after the connection opened or its last answer was
     sent (``HEADER_TIMEOUT``, which ``deploy/gunicorn_conf.py`` sets here); a
     connection that sent nothing by then is closed without an answer, as an idle one
-    is after ``KEEP_ALIVE``. A refused request is logged, and counted by ``observer``
+    is after ``KEEP_ALIVE``. A body that sends nothing for as long gets 408 too, from
+    the application (``_body_paused``): nothing else bounds how long it may stall. A refused request is logged, and counted by ``observer``
     as the application counts its own, under the route of unknown paths.
 
     Bytes are counted as they arrive, before httptools gathers them: the pieces of a
@@ -192,6 +193,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_began = 0.0  # when the head's first bytes arrived, on the loop's clock
         self._request_line = b""  # the head's first bytes, for the method of a refusal
+        self._in_body = False  # the head is in, and the rest of the body is due
+        self._body_bytes_at = 0.0  # when the body's last bytes arrived
+        self._body_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -199,6 +203,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -222,13 +229,20 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 )
                 return
         super().data_received(data)
+        if self._in_body:
+            # A body that came whole with its head never gets here: no timer to arm.
+            self._body_bytes_at = self.loop.time()
+            if self._body_timer is None:
+                self._body_timer = self.loop.call_later(self.header_timeout, self._body_paused)
 
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._cancel_head_timer()
         super().on_headers_complete()
+        self._in_body = True
 
     def on_message_complete(self) -> None:
+        self._in_body = False
         super().on_message_complete()
         # What arrives next is the next request's head.
         self._in_head = True
@@ -263,6 +277,25 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             f"the request line and headers did not arrive within {self.header_timeout:g} s "
             "(HEADER_TIMEOUT)",
         )
+
+    def _body_paused(self) -> None:
+        """The body's pause has lasted ``header_timeout`` since its last bytes: tell the
+        request, whose body reader answers 408 (``BodyLimitMiddleware``), and wake it.
+        The application answers, so the request is logged and counted once, as any
+        other; the answer closes the connection."""
+        self._body_timer = None
+        if not self._in_body or self.transport.is_closing() or self.cycle is None:
+            return
+        if self.flow.read_paused:
+            # uvicorn stopped reading until the application takes what it holds: the
+            # pause is the server's, not the client's.
+            self._body_bytes_at = self.loop.time()
+        paused = self.loop.time() - self._body_bytes_at
+        if paused < self.header_timeout:
+            self._body_timer = self.loop.call_later(self.header_timeout - paused, self._body_paused)
+            return
+        self.scope.setdefault("state", {})[BODY_STALLED] = self.header_timeout
+        self.cycle.message_event.set()
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn answers a request httptools cannot parse (a malformed line, header or

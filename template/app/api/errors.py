@@ -65,6 +65,7 @@ _CODE_BY_STATUS: Final = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "content_too_large",
     415: "unsupported_media_type",
 }

@@ -23,6 +23,9 @@ SECURITY_HEADERS: Final = (
     (b"cache-control", b"no-store"),
 )
 DOCS_PATHS: Final = frozenset({"/docs", "/redoc"})
+BODY_STALLED: Final = "body_stalled"
+"""Set in a request's state by the server's protocol (``app.worker``) when its body has
+sent nothing for ``HEADER_TIMEOUT`` seconds: the seconds, for the 408 answer."""
 # The API answers JSON only; the documentation pages load their scripts and styles
 # from a CDN (pinned, with Subresource Integrity: app.api.docs) and run one inline
 # script, so they keep the browser's defaults.
@@ -74,6 +77,18 @@ class BodyLimitMiddleware:
                     # FastAPI passes an HTTPException raised while it reads the body on
                     # to the error handlers: the caller gets the 413 envelope.
                     raise HTTPException(413, _too_large(self.limit))
+                # Looked up only while more of the body is due: a body that came whole
+                # with its headers costs nothing here.
+                stalled = message.get("more_body") and scope["state"].get(BODY_STALLED)
+                if stalled:
+                    raise HTTPException(
+                        408,
+                        f"the request body stopped arriving: nothing came for {stalled:g} s "
+                        "(HEADER_TIMEOUT)",
+                        # What is left of the body may still come: it must not be read
+                        # as the next request.
+                        headers={"Connection": "close"},
+                    )
             return message
 
         await self.app(scope, counted_receive, send)

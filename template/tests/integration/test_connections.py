@@ -1,6 +1,6 @@
-"""The production server's bounds on a request's line and headers, over raw sockets:
-past either the request gets the error envelope and its connection is closed, and
-the worker goes on serving. The server gets them only after the API key's check
+"""The production server's bounds on a request's line and headers, and on the pauses
+of its body, over raw sockets: past any the request gets the error envelope and its
+connection is closed, and the worker goes on serving. The server gets them only after the API key's check
 would, so without them one request with an endless header could hold a worker."""
 
 import json
@@ -13,8 +13,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from app.schemas import FEATURE_EXAMPLE
 from app.worker import MAX_HEAD_BYTES
-from tests.clients import http_client
+from tests.clients import CALLER_HEADERS, http_client
 from tests.server import serving
 
 HEADER_TIMEOUT = 2
@@ -163,6 +164,52 @@ def test_headers_trickling_in_get_408_once_header_timeout_has_passed(server: str
     assert "HEADER_TIMEOUT" in error["message"]
     assert HEADER_TIMEOUT - TIMER_GRAIN <= waited < HEADER_TIMEOUT + 3
     assert_still_ready(server)
+
+
+def prediction_head(body_length: int) -> bytes:
+    """The line and headers of a prediction whose body is ``body_length`` bytes."""
+    headers = "".join(f"{name}: {value}\r\n" for name, value in CALLER_HEADERS.items())
+    return (
+        f"POST /v1/predict HTTP/1.1\r\nHost: test\r\n{headers}"
+        f"Content-Type: application/json\r\nContent-Length: {body_length}\r\n\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize("sent", [0, 10], ids=["no-body", "part-of-the-body"])
+def test_a_body_that_stops_arriving_gets_408_once_header_timeout_has_passed(
+    server: str, sent: int
+) -> None:
+    body = json.dumps(FEATURE_EXAMPLE).encode()
+    started = time.monotonic()
+    with connect(server) as connection:
+        connection.sendall(prediction_head(len(body)) + body[:sent])
+        answer = read_until_closed(connection)
+    waited = time.monotonic() - started
+    status, headers, error = error_of(answer)
+
+    assert status == 408
+    assert error["code"] == "request_timeout"
+    assert "request body stopped arriving" in error["message"]
+    assert "HEADER_TIMEOUT" in error["message"]
+    assert error["request_id"] == headers["x-request-id"]
+    assert headers["connection"] == "close"
+    assert HEADER_TIMEOUT - TIMER_GRAIN <= waited < HEADER_TIMEOUT + 3
+    assert_still_ready(server)
+
+
+def test_a_body_whose_every_pause_is_within_header_timeout_is_answered(server: str) -> None:
+    """Three pauses of 0.6 HEADER_TIMEOUT each: the bound is on a pause, not the whole."""
+    body = json.dumps(FEATURE_EXAMPLE).encode()
+    third = len(body) // 3 + 1
+    with connect(server) as connection:
+        connection.sendall(prediction_head(len(body)))
+        for start in range(0, len(body), third):
+            time.sleep(HEADER_TIMEOUT * 0.6)
+            connection.sendall(body[start : start + third])
+        answer = read_answer(connection)
+
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["prediction_id"]
 
 
 def test_a_connection_that_sends_nothing_is_closed_without_an_answer(server: str) -> None:

@@ -263,6 +263,12 @@ def limits() -> str:
             408,
         ),
         (
+            "longest pause in a request body's arrival",
+            f"{_default(ServerSettings, 'header_timeout')} s",
+            "`HEADER_TIMEOUT`",
+            408,
+        ),
+        (
             "idle connection kept open",
             f"{_default(ServerSettings, 'keep_alive')} s",
             "`KEEP_ALIVE`",
