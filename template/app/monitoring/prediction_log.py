@@ -200,12 +200,12 @@ def report_window(
     hours: float,
     since: datetime | None,
     until: datetime | None,
-    names: tuple[str, str] = ("since", "until"),
+    names: tuple[str, str, str] = ("since", "until", "hours"),
 ) -> tuple[datetime, datetime]:
     """The [since, until) a report reads, in UTC: ``until`` or now, and ``since`` or
     ``hours`` before it. The API and the commands share it; ``names`` are what each
-    calls the two bounds, in its errors."""
-    since_name, until_name = names
+    calls the two bounds and the hours, in its errors."""
+    since_name, until_name, hours_name = names
     try:
         end = (until or datetime.now(UTC)).astimezone(UTC)
         start = since.astimezone(UTC) if since else end - timedelta(hours=hours)
@@ -213,6 +213,11 @@ def report_window(
         raise WindowError(
             until_name if until else since_name, "the window reaches outside the years 1 to 9999"
         ) from None
+    if start >= end and since is None:
+        # Hours so few that they round to no time at all.
+        raise WindowError(
+            hours_name, f"{hours:g} hours is shorter than a microsecond: give a longer window"
+        )
     if start >= end:
         raise WindowError(
             since_name,
