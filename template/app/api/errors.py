@@ -7,7 +7,7 @@ problem with the field it concerns, and ``request_id`` matches the ``X-Request-I
 header and the server's log line.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from fastapi import FastAPI, Request
@@ -130,21 +130,58 @@ def _shown(path: str) -> str:
     return path if len(path) <= MAX_FIELD_PATH else path[:MAX_FIELD_PATH] + "..."
 
 
-async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
-    if not isinstance(exc, RequestValidationError):  # registered for RequestValidationError only
-        raise exc
-    errors = exc.errors()
+class UnknownFields(HTTPException):
+    """Rows holding more unknown fields than an answer lists, refused before they are
+    validated (``app.api.routing.refuse_unknown_fields``): ``errors`` are the first
+    MAX_ERROR_DETAILS, as pydantic gives them, ``count`` is how many there are."""
+
+    def __init__(self, errors: list[dict[str, Any]], count: int) -> None:
+        super().__init__(422)
+        self.errors = errors
+        self.count = count
+
+
+def _note_rejection(request: Request, errors: Sequence[Mapping[str, Any]], count: int) -> list[str]:
+    """The paths of ``errors``, of ``count`` in all, noted for the request's log line
+    and counted by the observer; the ones not in ``errors`` are unknown fields."""
     paths = [field_path(error["loc"]) for error in errors]
     # Paths, never values: the request's log line says which fields were wrong, the
     # first MAX_ERROR_DETAILS of them, and how many there were.
     request.state.invalid_fields = [_shown(path) for path in paths[:MAX_ERROR_DETAILS]]
-    request.state.invalid_field_count = len(paths)
+    request.state.invalid_field_count = count
     observer = getattr(request.app.state, "observer", None)
     if observer is not None:
         # Every error is counted: the observer's labels are bounded, not the errors.
         observer.rejected(
             [(path, error["type"]) for path, error in zip(paths, errors, strict=True)]
+            + [("", "extra_forbidden")] * (count - len(errors))
         )
+    return paths
+
+
+def _validation_failed(
+    paths: Sequence[str], errors: Sequence[Mapping[str, Any]], count: int, kind: str = "invalid"
+) -> JSONResponse:
+    """422 for ``count`` ``kind`` fields, the first of ``errors`` (at ``paths``) listed."""
+    details = [
+        {"field": _shown(path), "message": error["msg"], "type": error["type"]}
+        for path, error in zip(paths[:MAX_ERROR_DETAILS], errors[:MAX_ERROR_DETAILS], strict=True)
+    ]
+    first = details[0]
+    if count == 1:
+        message = f"{first['field']}: {first['message']}"
+    else:
+        message = f"{count} fields are {kind}, first {first['field']}: {first['message']}"
+    if count > MAX_ERROR_DETAILS:
+        message += f"; details lists the first {MAX_ERROR_DETAILS}"
+    return error_response(422, "validation_failed", message, details)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, RequestValidationError):  # registered for RequestValidationError only
+        raise exc
+    errors = exc.errors()
+    paths = _note_rejection(request, errors, len(errors))
     for error in errors:
         if error["type"] == "json_invalid":
             reason = error.get("ctx", {}).get("error", "malformed JSON")
@@ -159,23 +196,15 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
         return error_response(415, "unsupported_media_type", message)
     if whole_body and whole_body[0]["type"] == "missing":
         return error_response(422, "validation_failed", "the request body is required")
-    details = [
-        {"field": _shown(path), "message": error["msg"], "type": error["type"]}
-        for path, error in zip(paths[:MAX_ERROR_DETAILS], errors[:MAX_ERROR_DETAILS], strict=True)
-    ]
-    first = details[0]
-    if len(errors) == 1:
-        message = f"{first['field']}: {first['message']}"
-    else:
-        message = f"{len(errors)} fields are invalid, first {first['field']}: {first['message']}"
-    if len(errors) > MAX_ERROR_DETAILS:
-        message += f"; details lists the first {MAX_ERROR_DETAILS}"
-    return error_response(422, "validation_failed", message, details)
+    return _validation_failed(paths, errors, len(errors))
 
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, HTTPException):  # registered for HTTPException only
         raise exc
+    if isinstance(exc, UnknownFields):
+        paths = _note_rejection(request, exc.errors, exc.count)
+        return _validation_failed(paths, exc.errors, exc.count, "unknown")
     status = exc.status_code
     if status == 404:
         path = request.url.path

@@ -265,7 +265,13 @@ async def _predict(
     return answers
 
 
-@router.post("/predict", responses=BODY_ERROR_RESPONSES, summary="Predict one row")
+class RowRoute(OrjsonRoute):
+    """/v1/predict: its body is one row."""
+
+    rows_at = "body"
+    fields = frozenset(_FEATURE_NAMES)
+
+
 async def predict(
     request: Request,
     features: Features,
@@ -273,6 +279,16 @@ async def predict(
 ) -> PredictionResponse:
     [answer] = await _predict(request, [features.model_dump()], predictor)
     return PredictionResponse.model_validate({**answer, "model_version": predictor.version})
+
+
+router.add_api_route(
+    "/predict",
+    predict,
+    methods=["POST"],
+    responses=BODY_ERROR_RESPONSES,
+    summary="Predict one row",
+    route_class_override=RowRoute,
+)
 
 
 async def rows_within_limit(request: Request) -> None:
@@ -347,6 +363,8 @@ class BatchRoute(OrjsonRoute):
     dependencies (the API key, where there is one), and answer JSON."""
 
     reads_arrow = True
+    rows_at = "rows"
+    fields = frozenset(_FEATURE_NAMES)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         json_handler = super().get_route_handler()
