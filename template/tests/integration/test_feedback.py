@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sklearn.metrics import roc_auc_score
 
+from app.api.feedback import WRITE_WAIT
 from app.main import create_app
 from app.monitoring.prediction_log import BATCH_ID_DIGITS, batch_row_id
 from app.schemas import CLASS_LABELS, FEATURE_EXAMPLE
@@ -219,6 +220,32 @@ def test_feedback_on_an_unknown_prediction_is_404(log_settings: Settings) -> Non
     error = response.json()["error"]
     assert error["code"] == "prediction_not_found"
     assert error["details"][0]["field"] == "prediction_id"
+
+
+def test_feedback_sent_as_soon_as_its_prediction_is_answered_is_recorded(
+    log_settings: Settings,
+) -> None:
+    """The log writes its rows every half second: the feedback overtakes its row, and
+    waits for it."""
+    with app_client(create_app(log_settings)) as client:
+        answered = client.post("/v1/predict", json=FEATURE_EXAMPLE)
+        response = send_feedback(client, answered.json()["prediction_id"], ANY_OUTCOME)
+
+    assert response.status_code == 201, response.text
+
+
+def test_feedback_on_an_id_made_an_hour_ago_is_404_without_waiting(
+    log_settings: Settings,
+) -> None:
+    an_hour_ago = f"{int((time.time() - 3600) * 1000):012x}" + uuid4().hex[:20]
+    with app_client(create_app(log_settings)) as client:
+        predict(client, [FEATURE_EXAMPLE])
+        started = time.monotonic()
+        response = send_feedback(client, an_hour_ago, ANY_OUTCOME)
+        took = time.monotonic() - started
+
+    assert response.status_code == 404
+    assert took < WRITE_WAIT, "it waited for a row that would have been written long ago"
 
 
 def test_feedback_on_a_position_past_a_batchs_rows_is_404(log_settings: Settings) -> None:
