@@ -272,7 +272,7 @@ def test_invalid_setting_stops_start_up_naming_the_variable(model_dir: Path) -> 
 
 
 # gunicorn reads WEB_CONCURRENCY as it is imported: all but 0 ended in its traceback.
-@pytest.mark.parametrize("workers", ["0", "-2", "two", "2.5", ""])
+@pytest.mark.parametrize("workers", ["0", "-2", "two", "2.5", "2.0", ""])
 def test_invalid_worker_count_stops_start_up_naming_the_variable(
     model_dir: Path, workers: str
 ) -> None:

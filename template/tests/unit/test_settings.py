@@ -44,7 +44,7 @@ def test_log_level_accepts_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_settings().log_level == "DEBUG"
 
 
-@pytest.mark.parametrize("version", ["../etc", "a/b", ""])
+@pytest.mark.parametrize("version", ["../etc", "a/b", " "])
 def test_model_version_must_be_a_plain_folder_name(
     monkeypatch: pytest.MonkeyPatch, version: str
 ) -> None:
@@ -195,3 +195,43 @@ def test_a_database_url_whose_driver_is_installed_is_kept(monkeypatch: pytest.Mo
     monkeypatch.setenv("APP_DATABASE_URL", url)
 
     assert load_settings().database_url == url
+
+
+@pytest.mark.parametrize(
+    "variable", ["APP_MODEL_VERSION", "APP_DECISION_THRESHOLD", "APP_LOG_PAYLOADS", "APP_MODEL_DIR"]
+)
+def test_an_empty_setting_counts_as_unset(monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
+    """As `.env.example`'s lines give when uncommented without a value."""
+    monkeypatch.delenv(variable, raising=False)
+    unset = load_settings()
+    monkeypatch.setenv(variable, "")
+
+    assert load_settings() == unset
+
+
+def test_an_empty_host_is_refused_rather_than_listening_everywhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HOST", "")
+
+    with pytest.raises(ConfigError, match=r"^invalid setting HOST: String should have at least"):
+        load_server_settings()
+
+
+def test_messages_say_what_a_validator_said_without_pydantics_prefix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("APP_DRIFT_PSI_WARNING", "0.5")
+    monkeypatch.setenv("APP_DRIFT_PSI_PAGE", "0.2")
+    monkeypatch.setenv("WEB_CONCURRENCY", "2.0")
+
+    with pytest.raises(ConfigError) as settings_error:
+        load_settings()
+    with pytest.raises(ConfigError) as server_error:
+        load_server_settings()
+
+    assert settings_error.value.message.startswith("invalid settings: APP_DRIFT_PSI_PAGE (0.2)")
+    assert server_error.value.message == (
+        "invalid setting WEB_CONCURRENCY: '2.0' is not a whole number of workers, such as 2"
+    )
+    assert "Value error" not in settings_error.value.message + server_error.value.message
