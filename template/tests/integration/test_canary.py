@@ -122,6 +122,37 @@ def test_a_negative_tolerance_is_refused(canary: Callable[..., Outcome]) -> None
     assert "is negative" in result.stderr
 
 
+@pytest.mark.parametrize("timeout", ["-1", "0", "nan", "inf", "1e300", "soon"])
+def test_a_timeout_that_is_not_a_number_of_seconds_is_refused(
+    canary: Callable[..., Outcome], timeout: str
+) -> None:
+    result = canary("--url", "http://127.0.0.1:9", "--timeout", timeout)
+
+    assert result.returncode == 2
+    assert "--timeout" in result.stderr
+    assert "number of seconds" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://[::1", "cannot be read"),
+        ("http://127.0.0.1:99999", "cannot be read"),
+        ("http://:8000", "names no host"),
+    ],
+)
+def test_a_url_that_cannot_be_called_is_one_clear_line(
+    canary: Callable[..., Outcome], url: str, says: str
+) -> None:
+    result = canary("--url", url)
+
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("canary: the service URL ")
+    assert says in line
+
+
 def test_a_url_that_is_not_http_is_one_clear_line(canary: Callable[..., Outcome]) -> None:
     result = canary("--url", "file:///etc/passwd")
 
