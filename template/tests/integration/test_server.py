@@ -271,6 +271,26 @@ def test_invalid_setting_stops_start_up_naming_the_variable(model_dir: Path) -> 
     assert error.startswith("invalid setting APP_MAX_BATCH_SIZE:")
 
 
+def test_a_port_in_use_stops_start_up_in_one_line_naming_it(model_dir: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        error = one_line_failure({"APP_MODEL_DIR": str(model_dir), "PORT": str(port)})
+
+    assert error.startswith(f"cannot listen on 127.0.0.1 port {port} (HOST, PORT): ")
+    assert error.endswith("choose another PORT")
+
+
+def test_an_address_this_machine_does_not_have_stops_start_up_naming_host(
+    model_dir: Path,
+) -> None:
+    # 192.0.2.0/24 is for documentation (RFC 5737): no machine has it.
+    error = one_line_failure({"APP_MODEL_DIR": str(model_dir), "HOST": "192.0.2.1"})
+
+    assert error.startswith("cannot listen on 192.0.2.1 port ")
+
+
 # gunicorn reads WEB_CONCURRENCY as it is imported: all but 0 ended in its traceback.
 @pytest.mark.parametrize("workers", ["0", "-2", "two", "2.5", "2.0", ""])
 def test_invalid_worker_count_stops_start_up_naming_the_variable(
