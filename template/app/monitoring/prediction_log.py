@@ -55,7 +55,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.errors import ServiceError
+from app.errors import ConfigError, ServiceError
 from app.model import ArtifactMetadata
 from app.settings import Settings
 
@@ -252,6 +252,31 @@ def _json_text(value: object) -> str:
     return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
+def make_log_file(path: Path) -> None:
+    """Make the SQLite log's folder and file where they are missing, and open the file
+    for writing once; raises OSError when it cannot. The log holds every prediction's
+    features: a new folder and file are for their owner only, and SQLite gives its
+    -wal and -shm files the file's permissions."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def check_log_file(settings: Settings) -> None:
+    """Raise ``ConfigError`` naming APP_PREDICTION_LOG_PATH when the log is a SQLite file
+    that cannot be made or written: a setting to fix before start-up, where a database
+    that is down is waited out (``PredictionLog``)."""
+    if not settings.prediction_log_enabled or settings.database_url:
+        return
+    path = settings.prediction_log_path
+    try:
+        make_log_file(path)
+    except OSError as exc:
+        raise ConfigError(
+            f"APP_PREDICTION_LOG_PATH={path} cannot be made or written: {exc.strerror or exc}; "
+            "point it at a file in a folder this user can write to"
+        ) from None
+
+
 def create_log_engine(url: str) -> Engine:
     """An engine for ``url``; a SQLite file is opened in WAL mode, its folder created."""
     if not url.startswith("sqlite"):
@@ -260,12 +285,9 @@ def create_log_engine(url: str) -> Engine:
         )
     path = url.removeprefix("sqlite:///")
     if path and path != ":memory:":
-        # If this fails, so will each write, which is reported and retried. The log
-        # holds every prediction's features: a new folder and file are for their owner
-        # only, and SQLite gives its -wal and -shm files the file's permissions.
+        # If this fails, so will each write, which is reported and retried.
         with suppress(OSError):
-            Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            make_log_file(Path(path))
     engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=_json_text)
 
     @event.listens_for(engine, "connect")
@@ -492,7 +514,10 @@ class PredictionLog:
         message = first_line(exc)
         if not self._failing or message != self._last_error:
             logger.error(
-                "prediction log cannot write; retrying", error=message, pending=self._pending_rows
+                "prediction log cannot write; retrying",
+                error=message,
+                database=self.engine.url.render_as_string(hide_password=True),
+                pending=self._pending_rows,
             )
         self._failing = True
         self._last_error = message

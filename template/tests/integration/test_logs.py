@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -353,3 +354,30 @@ def test_a_redacted_field_that_is_not_a_feature_is_refused(
 
     with pytest.raises(ConfigError, match=r"APP_LOG_REDACT: .*emial: not a feature"):
         load_settings()
+
+
+def test_a_prediction_log_that_cannot_write_says_which_database(
+    settings: Settings, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # The log's folder is a file: SQLite cannot open the log.
+    blocker = tmp_path / "logs"
+    blocker.write_text("not a folder")
+    url = f"sqlite:///{blocker / 'predictions.db'}"
+    failures: list[dict[str, Any]] = []
+    with logged(settings.model_copy(update={"database_url": url}), capsys) as client:
+        assert client.post("/v1/predict", json=FEATURE_EXAMPLE).status_code == 200
+        deadline = time.monotonic() + 30
+        while not failures:
+            assert time.monotonic() < deadline, "the log never reported its failure"
+            time.sleep(0.1)
+            failures = [
+                line
+                for line in printed_lines(capsys)
+                if line["event"] == "prediction log cannot write; retrying"
+            ]
+        # A folder at last: the log writes its row and stops without waiting.
+        blocker.unlink()
+        blocker.mkdir()
+
+    assert failures[0]["database"] == url
+    assert failures[0]["error"]

@@ -271,6 +271,16 @@ def test_invalid_setting_stops_start_up_naming_the_variable(model_dir: Path) -> 
     assert error.startswith("invalid setting APP_MAX_BATCH_SIZE:")
 
 
+@pytest.mark.parametrize("where", ["under /proc", "a folder"])
+def test_a_log_file_that_cannot_be_made_stops_start_up_naming_it(
+    model_dir: Path, tmp_path: Path, where: str
+) -> None:
+    path = "/proc/no-such-process/log.db" if where == "under /proc" else str(tmp_path)
+    error = one_line_failure({"APP_MODEL_DIR": str(model_dir), "APP_PREDICTION_LOG_PATH": path})
+
+    assert error.startswith(f"APP_PREDICTION_LOG_PATH={path} cannot be made or written: ")
+
+
 def test_a_port_in_use_stops_start_up_in_one_line_naming_it(model_dir: Path) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
