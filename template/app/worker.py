@@ -172,8 +172,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     sent (``HEADER_TIMEOUT``, which ``deploy/gunicorn_conf.py`` sets here); a
     connection that sent nothing by then is closed without an answer, as an idle one
     is after ``KEEP_ALIVE``. A body that sends nothing for as long gets 408 too, from
-    the application (``_body_paused``): nothing else bounds how long it may stall. A refused request is logged, and counted by ``observer``
-    as the application counts its own, under the route of unknown paths.
+    the application (``_body_paused``): nothing else bounds how long it may stall. A
+    request refused here is logged, and counted by ``observer`` as the application
+    counts its own, under the route of unknown paths.
 
     Bytes are counted as they arrive, before httptools gathers them: the pieces of a
     head up to the blank line that ends it. The bytes of a pipelined request that
