@@ -235,6 +235,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._body_bytes_at = self.loop.time()
             if self._body_timer is None:
                 self._body_timer = self.loop.call_later(self.header_timeout, self._body_paused)
+            # Bytes came after all, before the request read that they had stopped.
+            self.scope.get("state", {}).pop(BODY_STALLED, None)
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -287,13 +289,19 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._body_timer = None
         if not self._in_body or self.transport.is_closing() or self.cycle is None:
             return
-        if self.flow.read_paused:
-            # uvicorn stopped reading until the application takes what it holds: the
-            # pause is the server's, not the client's.
+        if self.flow.read_paused or self.cycle.waiting_for_100_continue:
+            # uvicorn stopped reading until the application takes what it holds, or the
+            # client waits for the application to ask for the body: the pause is the
+            # server's, not the client's.
             self._body_bytes_at = self.loop.time()
         paused = self.loop.time() - self._body_bytes_at
         if paused < self.header_timeout:
             self._body_timer = self.loop.call_later(self.header_timeout - paused, self._body_paused)
+            return
+        if self.cycle.response_complete:
+            # Answered without its body (a 404, a 413 from its Content-Length): no
+            # request is left to answer 408, and nothing else would close it.
+            self.transport.close()
             return
         self.scope.setdefault("state", {})[BODY_STALLED] = self.header_timeout
         self.cycle.message_event.set()

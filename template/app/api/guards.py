@@ -79,7 +79,7 @@ class BodyLimitMiddleware:
                     raise HTTPException(413, _too_large(self.limit))
                 # Looked up only while more of the body is due: a body that came whole
                 # with its headers costs nothing here.
-                stalled = message.get("more_body") and scope["state"].get(BODY_STALLED)
+                stalled = message.get("more_body") and scope.get("state", {}).get(BODY_STALLED)
                 if stalled:
                     raise HTTPException(
                         408,

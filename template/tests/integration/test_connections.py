@@ -197,6 +197,26 @@ def test_a_body_that_stops_arriving_gets_408_once_header_timeout_has_passed(
     assert_still_ready(server)
 
 
+def test_a_body_left_unsent_after_its_answer_has_its_connection_closed(server: str) -> None:
+    """Answered without its body (no route at that path): the client sends a little more
+    of it and stops, and the connection is closed once HEADER_TIMEOUT has passed."""
+    started = time.monotonic()
+    with connect(server) as connection:
+        connection.sendall(
+            b"POST /no-such-route HTTP/1.1\r\nHost: test\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+        )
+        answer = read_answer(connection)
+        connection.sendall(b'"more')
+        rest = read_until_closed(connection)
+    waited = time.monotonic() - started
+
+    assert answer.startswith(b"HTTP/1.1 404 "), answer[:300]
+    assert rest == b""
+    assert waited < HEADER_TIMEOUT + 3
+    assert_still_ready(server)
+
+
 def test_a_body_whose_every_pause_is_within_header_timeout_is_answered(server: str) -> None:
     """Three pauses of 0.6 HEADER_TIMEOUT each: the bound is on a pause, not the whole."""
     body = json.dumps(FEATURE_EXAMPLE).encode()
