@@ -153,8 +153,8 @@ def _note_rejection(request: Request, errors: Sequence[Mapping[str, Any]], count
     if observer is not None:
         # Every error is counted: the observer's labels are bounded, not the errors.
         observer.rejected(
-            [(path, error["type"]) for path, error in zip(paths, errors, strict=True)]
-            + [("", "extra_forbidden")] * (count - len(errors))
+            [(path, error["type"]) for path, error in zip(paths, errors, strict=True)],
+            unknown=count - len(errors),
         )
     return paths
 

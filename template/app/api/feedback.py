@@ -18,7 +18,15 @@ from app.monitoring.prediction_log import describe_log_error
 from app.monitoring.quality import RecordedFeedback, record_feedback
 from app.schemas import Feedback, FeedbackResponse
 
-router = APIRouter(prefix="/v1", tags=["predictions"], route_class=OrjsonRoute)
+
+class FeedbackRoute(OrjsonRoute):
+    """/v1/feedback: its body holds Feedback's fields, and no others."""
+
+    rows_at = "body"
+    fields = frozenset(Feedback.model_fields)
+
+
+router = APIRouter(prefix="/v1", tags=["predictions"], route_class=FeedbackRoute)
 
 WRITE_WAIT: Final = 1.0
 """Seconds to wait for a prediction answered a moment ago to reach the log: rows are

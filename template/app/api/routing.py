@@ -10,7 +10,7 @@ https://fastapi.tiangolo.com/how-to/custom-request-and-route/
 
 import json
 from collections.abc import Callable, Coroutine
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Final, Literal
 
 import orjson
 from fastapi import HTTPException, Request, Response
@@ -20,49 +20,59 @@ from starlette.types import Scope
 from app.api.errors import MAX_ERROR_DETAILS, UnknownFields
 
 RowsAt = Literal["body", "rows"]
-"""Where a body's rows of features are: the body is one, or its ``rows`` lists them."""
+"""Where a body's fields are: the body holds them, or its ``rows`` lists objects that
+each do (and the body holds ``rows`` alone)."""
 
 
 def refuse_unknown_fields(body: Any, rows_at: RowsAt, fields: frozenset[str]) -> None:
-    """Raise ``UnknownFields`` when the rows of ``body`` hold more than MAX_ERROR_DETAILS
-    keys that are not ``fields``, before they are validated.
+    """Raise ``UnknownFields`` when ``body``, or the rows it lists, hold more than
+    MAX_ERROR_DETAILS keys that are not ``fields`` (or ``rows``), before validation.
 
     pydantic makes an error of each unknown key, with its value, and FastAPI a dict of
     each error: a 4 MB body of 420,000 keys took a worker 480 MB and 1.3 s to refuse.
-    Only rows with more keys than ``fields`` are looked into, from the longest row's
-    length, found in C: the others hold at most as many unknown keys as a row of
-    missing fields gives errors.
+    Only objects with more keys than they may have are looked into, rows from the
+    longest row's length, found in C: the others hold at most as many unknown keys
+    as a row of missing fields gives errors.
     """
-    if rows_at == "body":
-        if not isinstance(body, dict) or len(body) <= len(fields):
-            return
-        rows: Any = [body]
-    else:
-        rows = body.get("rows") if isinstance(body, dict) else None
-        if not isinstance(rows, list):
-            return
-    try:
-        longest = max(map(len, rows), default=0)
-    except TypeError:  # a row without a length: validation names it
-        longest = len(fields) + 1
-    if longest <= len(fields):
+    if not isinstance(body, dict):
         return
+    objects: list[tuple[tuple[str | int, ...], Any, frozenset[str]]] = []
+    if rows_at == "body":
+        objects.append((("body",), body, fields))
+    else:
+        objects.append((("body",), body, _ROWS))
+        rows = body.get("rows")
+        if isinstance(rows, list):
+            try:
+                longest = max(map(len, rows), default=0)
+            except TypeError:  # a row without a length: validation names it
+                longest = len(fields) + 1
+            if longest > len(fields):
+                objects += [
+                    (("body", "rows", index), row, fields) for index, row in enumerate(rows)
+                ]
     errors: list[dict[str, Any]] = []
     count = 0
-    for index, row in enumerate(rows):
-        if not isinstance(row, dict) or len(row) <= len(fields):
+    for at, holder, known in objects:
+        if not isinstance(holder, dict) or len(holder) <= len(known):
             continue
-        for key in row:
-            if key in fields:
+        for key in holder:
+            if key in known:
                 continue
             count += 1
             if len(errors) < MAX_ERROR_DETAILS:
-                at = ("body", key) if rows_at == "body" else ("body", "rows", index, key)
                 errors.append(
-                    {"type": "extra_forbidden", "loc": at, "msg": "Extra inputs are not permitted"}
+                    {
+                        "type": "extra_forbidden",
+                        "loc": (*at, key),
+                        "msg": "Extra inputs are not permitted",
+                    }
                 )
     if count > MAX_ERROR_DETAILS:
         raise UnknownFields(errors, count)
+
+
+_ROWS: Final = frozenset({"rows"})
 
 
 def refuse_content_coding(scope: Scope) -> None:

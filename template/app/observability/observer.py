@@ -79,8 +79,10 @@ class Observer(Protocol):
         ``seconds`` (a call coalescing several requests answers them all at once);
         ``inputs``, when given, are the rows as ``encode_rows`` gave them to the model."""
 
-    def rejected(self, errors: Sequence[tuple[str, str]]) -> None:
-        """A request failed validation: (field path, pydantic error type) of each error."""
+    def rejected(self, errors: Sequence[tuple[str, str]], unknown: int = 0) -> None:
+        """A request failed validation: (field path, pydantic error type) of each error,
+        and ``unknown`` more errors not listed, each an unknown field (a body refused
+        before validation, ``app.api.routing.refuse_unknown_fields``)."""
 
     def feedback_recorded(
         self, model_version: str, output: Mapping[str, Any], observed: Mapping[str, Any]
