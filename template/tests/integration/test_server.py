@@ -292,13 +292,26 @@ def test_a_port_in_use_stops_start_up_in_one_line_naming_it(model_dir: Path) -> 
     assert error.endswith("choose another PORT")
 
 
+def test_a_host_name_is_probed_as_gunicorn_binds_it(model_dir: Path) -> None:
+    """gunicorn binds a name such as localhost over IPv4: that port, held, is in use."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        error = one_line_failure(
+            {"APP_MODEL_DIR": str(model_dir), "HOST": "localhost", "PORT": str(port)}
+        )
+
+    assert error.startswith(f"cannot listen on localhost port {port} (HOST, PORT): ")
+
+
 def test_an_address_this_machine_does_not_have_stops_start_up_naming_host(
     model_dir: Path,
 ) -> None:
     # 192.0.2.0/24 is for documentation (RFC 5737): no machine has it.
     error = one_line_failure({"APP_MODEL_DIR": str(model_dir), "HOST": "192.0.2.1"})
 
-    assert error.startswith("cannot listen on 192.0.2.1 port ")
+    assert error.startswith("HOST 192.0.2.1 is not an address of this machine")
 
 
 # gunicorn reads WEB_CONCURRENCY as it is imported: all but 0 ended in its traceback.
