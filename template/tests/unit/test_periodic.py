@@ -18,6 +18,9 @@ class Reported:
     def exception(self, message: str) -> None:
         self.messages.append(message)
 
+    def info(self, message: str) -> None:
+        self.messages.append(message)
+
 
 def test_a_call_that_fails_is_reported_and_the_calls_go_on(
     monkeypatch: pytest.MonkeyPatch,
@@ -40,8 +43,32 @@ def test_a_call_that_fails_is_reported_and_the_calls_go_on(
     finally:
         repeating.close()
 
-    assert reported.messages == ["nothing handed over"]
+    assert reported.messages == ["nothing handed over", "nothing handed over: working again"]
     assert not repeating.is_alive()
+
+
+def test_a_failure_that_lasts_is_reported_once_until_it_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reported = Reported()
+    monkeypatch.setattr(periodic, "logger", reported)
+    errors = iter(["disk full"] * 5 + ["disk gone"] * 5)
+    done = threading.Event()
+
+    def fails() -> None:
+        error = next(errors, None)
+        if error is None:
+            done.set()
+            return
+        raise OSError(error)
+
+    repeating = Periodic(fails, 0.005, name="test-periodic", failure="not written")
+    try:
+        assert done.wait(5), "the calls stopped"
+    finally:
+        repeating.close()
+
+    assert reported.messages == ["not written", "not written", "not written: working again"]
 
 
 def test_closing_stops_the_calls_without_a_last_one() -> None:
