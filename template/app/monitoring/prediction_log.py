@@ -210,9 +210,8 @@ def report_window(
         end = (until or datetime.now(UTC)).astimezone(UTC)
         start = since.astimezone(UTC) if since else end - timedelta(hours=hours)
     except OverflowError:  # e.g. until=0001-01-01T00:00Z and 24 hours
-        raise WindowError(
-            until_name if until else since_name, "the window reaches outside the years 1 to 9999"
-        ) from None
+        blamed = until_name if until else since_name if since else hours_name
+        raise WindowError(blamed, "the window reaches outside the years 1 to 9999") from None
     if start >= end and since is None:
         # Hours so few that they round to no time at all.
         raise WindowError(
