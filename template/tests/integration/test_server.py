@@ -155,6 +155,21 @@ def test_connections_opened_together_spread_over_the_workers(
     assert least_loaded >= 0.2 * connections * rounds, f"each round's connections: {held}"
 
 
+def settled_descriptors(pid: int) -> set[int]:
+    """The descriptors process ``pid`` holds once the same ones are open 0.2 s apart: the
+    connection of the last readiness check closes a moment after it is answered, and
+    a descriptor freed after the limit is set would let one connection in."""
+    held: set[int] = set()
+    deadline = time.monotonic() + 10
+    while True:
+        now = {int(descriptor.name) for descriptor in Path(f"/proc/{pid}/fd").iterdir()}
+        if now == held:
+            return now
+        assert time.monotonic() < deadline, "the worker's descriptors never settled"
+        held = now
+        time.sleep(0.2)
+
+
 def test_a_worker_out_of_file_descriptors_accepts_again_once_it_has_some(
     model_dir: Path, model_version: str
 ) -> None:
@@ -168,7 +183,7 @@ def test_a_worker_out_of_file_descriptors_accepts_again_once_it_has_some(
         [worker] = worker_pids(server.pid)
         limits = resource.prlimit(worker, resource.RLIMIT_NOFILE)
         # The limit bounds descriptor numbers: below the lowest free one, none is left.
-        taken = {int(descriptor.name) for descriptor in Path(f"/proc/{worker}/fd").iterdir()}
+        taken = settled_descriptors(worker)
         lowest_free = min(set(range(len(taken) + 1)) - taken)
         resource.prlimit(worker, resource.RLIMIT_NOFILE, (lowest_free, limits[1]))
         with opened_together(port, 8) as pool:
