@@ -252,14 +252,33 @@ GUARD_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
 }
 """Error responses of every route: the guards answer them before any route runs."""
 
-ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
-    413: {
+MODEL_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    **GUARD_RESPONSES,
+    503: {"model": ErrorEnvelope, "description": "The model is not loaded yet."},
+}
+"""Error responses of a route that reads the loaded model and nothing else."""
+
+BODY_ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    **GUARD_RESPONSES,
+    400: {
         "model": ErrorEnvelope,
-        "description": "The body is larger than APP_MAX_BODY_BYTES, or the batch holds more "
-        "rows than APP_MAX_BATCH_SIZE.",
+        "description": "The body is not valid JSON, or nests arrays or objects too deeply.",
+    },
+    408: {
+        "model": ErrorEnvelope,
+        "description": "The body sent nothing for HEADER_TIMEOUT seconds (`request_timeout`); "
+        "the connection is closed.",
+    },
+    415: {
+        "model": ErrorEnvelope,
+        "description": "The body is not sent with the header Content-Type: application/json.",
     },
     422: {"model": ErrorEnvelope, "description": "A field is missing, unknown or out of range."},
-    431: GUARD_RESPONSES[431],
+}
+"""Error responses of the routes that read a JSON body."""
+
+PREDICT_ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    **BODY_ERROR_RESPONSES,
     500: {
         "model": ErrorEnvelope,
         "description": (
@@ -267,29 +286,16 @@ ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
             "`prediction_out_of_bounds` (outside the declared range). Nothing is returned."
         ),
     },
-    503: {"model": ErrorEnvelope, "description": "The model is not loaded yet."},
+    503: MODEL_RESPONSES[503],
     504: {
         "model": ErrorEnvelope,
         "description": "The model did not answer within APP_PREDICT_TIMEOUT_MS.",
     },
 }
-"""Error responses documented on the prediction routes."""
-
-BODY_ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
-    **ERROR_RESPONSES,
-    400: {
-        "model": ErrorEnvelope,
-        "description": "The body is not valid JSON, or nests arrays or objects too deeply.",
-    },
-    415: {
-        "model": ErrorEnvelope,
-        "description": "The body is not sent with the header Content-Type: application/json.",
-    },
-}
-"""Error responses documented on the routes that read a JSON body."""
+"""Error responses of the routes that call the model."""
 
 BATCH_ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
-    **BODY_ERROR_RESPONSES,
+    **PREDICT_ERROR_RESPONSES,
     400: {
         "model": ErrorEnvelope,
         "description": "The body is not valid JSON, or nests arrays or objects too deeply; "
@@ -299,6 +305,11 @@ BATCH_ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
         "model": ErrorEnvelope,
         "description": "The body is sent neither as JSON (Content-Type: application/json) "
         f"nor as an Arrow IPC stream (Content-Type: {ARROW_STREAM}).",
+    },
+    413: {
+        "model": ErrorEnvelope,
+        "description": "The body is larger than APP_MAX_BODY_BYTES, or the batch holds more "
+        "rows than APP_MAX_BATCH_SIZE.",
     },
 }
 """Error responses documented on /v1/predict/batch, which reads JSON or Arrow."""

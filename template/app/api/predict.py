@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.arrow import ARROW_STREAM, Column, is_arrow, read_batch
 from app.api.deps import PredictorDep
-from app.api.errors import BATCH_ERROR_RESPONSES, BODY_ERROR_RESPONSES, ERROR_RESPONSES
+from app.api.errors import BATCH_ERROR_RESPONSES, MODEL_RESPONSES, PREDICT_ERROR_RESPONSES
 from app.api.routing import OrjsonRequest, OrjsonRoute, refuse_content_coding
 from app.coalescing import Coalescer
 from app.errors import BatchTooLarge, PredictionFailed
@@ -69,6 +69,7 @@ class ModelInfo(BaseModel):
 
 
 _FEATURE_NAMES: Final = tuple(feature.name for feature in FEATURES)
+_FEATURE_FIELDS: Final = frozenset(_FEATURE_NAMES)
 _ANSWER_DEFAULTS: Final = {
     name: field.default
     for name, field in Prediction.model_fields.items()
@@ -282,7 +283,7 @@ class RowRoute(OrjsonRoute):
     """/v1/predict: its body is one row."""
 
     rows_at = "body"
-    fields = frozenset(_FEATURE_NAMES)
+    fields = _FEATURE_FIELDS
 
 
 async def predict(
@@ -298,7 +299,7 @@ router.add_api_route(
     "/predict",
     predict,
     methods=["POST"],
-    responses=BODY_ERROR_RESPONSES,
+    responses=PREDICT_ERROR_RESPONSES,
     summary="Predict one row",
     route_class_override=RowRoute,
 )
@@ -377,7 +378,7 @@ class BatchRoute(OrjsonRoute):
 
     reads_arrow = True
     rows_at = "rows"
-    fields = frozenset(_FEATURE_NAMES)
+    fields = _FEATURE_FIELDS
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         json_handler = super().get_route_handler()
@@ -420,7 +421,7 @@ router.add_api_route(
 )
 
 
-@router.get("/model", responses=ERROR_RESPONSES, summary="Describe the loaded model")
+@router.get("/model", responses=MODEL_RESPONSES, summary="Describe the loaded model")
 async def model_info(predictor: PredictorDep) -> ModelInfo:
     return ModelInfo.model_validate(
         {**predictor.metadata.model_dump(), "decision_threshold": predictor.threshold}

@@ -10,7 +10,7 @@ from pydantic import AwareDatetime
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.deps import PredictorDep, SettingsDep
-from app.api.errors import ERROR_RESPONSES, ErrorEnvelope
+from app.api.errors import GUARD_RESPONSES, ErrorEnvelope
 from app.errors import PredictionLogUnavailable
 from app.model import Predictor
 from app.monitoring.drift_report import DriftReport, report_from_log
@@ -28,7 +28,12 @@ from app.settings import Settings
 router = APIRouter(prefix="/v1", tags=["monitoring"])
 
 REPORT_RESPONSES = {
-    **ERROR_RESPONSES,
+    **GUARD_RESPONSES,
+    422: {
+        "model": ErrorEnvelope,
+        "description": "A query parameter is not a number or date, or the window it gives is "
+        "empty or too long.",
+    },
     503: {
         "model": ErrorEnvelope,
         "description": "The model is not loaded, or the prediction log is off, unreadable "

@@ -132,12 +132,15 @@ class OrjsonRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        rows_at, fields = self.rows_at, self.fields
+        route_rows_at, route_fields = self.rows_at, self.fields
+
+        # Made once for the route: its requests know where their rows are without
+        # being told one by one.
+        class RouteRequest(OrjsonRequest):
+            rows_at = route_rows_at
+            fields = route_fields
 
         async def handle(request: Request) -> Response:
-            orjson_request = OrjsonRequest(request.scope, request.receive)
-            orjson_request.rows_at = rows_at
-            orjson_request.fields = fields
-            return await handler(orjson_request)
+            return await handler(RouteRequest(request.scope, request.receive))
 
         return handle

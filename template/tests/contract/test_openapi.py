@@ -50,3 +50,31 @@ def test_openapi_matches_the_committed_contract(settings: Settings) -> None:
         "the public API differs from tests/contract/openapi.json in a way its clients "
         "can follow; if the change is intended, run `make contract-update` and commit the file"
     )
+
+
+def test_only_the_routes_that_call_the_model_declare_its_failures(settings: Settings) -> None:
+    """500 (an answer refused) and 504 (no answer in time) come from a model call: the
+    reports, feedback and /v1/model never make one, and do not promise them."""
+    calling = {("/v1/predict", "post"), ("/v1/predict/batch", "post")}
+    for path, operations in create_app(settings).openapi()["paths"].items():
+        for method, operation in operations.items():
+            declared = set(operation["responses"])
+            if (path, method) in calling:
+                assert {"500", "503", "504"} <= declared, (path, method)
+            else:
+                assert not {"500", "504"} & declared, (path, method)
+
+
+def test_every_route_that_reads_a_body_declares_its_timeout(settings: Settings) -> None:
+    """A body that stops arriving for HEADER_TIMEOUT seconds is answered 408."""
+    operations = [
+        (path, method, operation)
+        for path, by_method in create_app(settings).openapi()["paths"].items()
+        for method, operation in by_method.items()
+    ]
+    reading = [
+        (path, method) for path, method, operation in operations if "requestBody" in operation
+    ]
+    assert ("/v1/predict", "post") in reading
+    for path, method, operation in operations:
+        assert ("408" in operation["responses"]) == ((path, method) in reading), (path, method)
