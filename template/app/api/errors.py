@@ -258,7 +258,7 @@ MODEL_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
 }
 """Error responses of a route that reads the loaded model and nothing else."""
 
-BODY_ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+REQUEST_BODY_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     **GUARD_RESPONSES,
     400: {
         "model": ErrorEnvelope,
@@ -275,10 +275,11 @@ BODY_ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     },
     422: {"model": ErrorEnvelope, "description": "A field is missing, unknown or out of range."},
 }
-"""Error responses of the routes that read a JSON body."""
+"""Error responses of a route that reads a JSON body and calls no model."""
 
-PREDICT_ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
-    **BODY_ERROR_RESPONSES,
+ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    **GUARD_RESPONSES,
+    422: REQUEST_BODY_RESPONSES[422],
     500: {
         "model": ErrorEnvelope,
         "description": (
@@ -292,10 +293,16 @@ PREDICT_ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
         "description": "The model did not answer within APP_PREDICT_TIMEOUT_MS.",
     },
 }
-"""Error responses of the routes that call the model."""
+"""Error responses of a route that calls the model."""
+
+BODY_ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    **ERROR_RESPONSES,
+    **REQUEST_BODY_RESPONSES,
+}
+"""Error responses of a route that reads a JSON body and calls the model."""
 
 BATCH_ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
-    **PREDICT_ERROR_RESPONSES,
+    **BODY_ERROR_RESPONSES,
     400: {
         "model": ErrorEnvelope,
         "description": "The body is not valid JSON, or nests arrays or objects too deeply; "

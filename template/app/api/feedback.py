@@ -10,7 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ObserverDep
-from app.api.errors import BODY_ERROR_RESPONSES, ErrorEnvelope
+from app.api.errors import REQUEST_BODY_RESPONSES, ErrorEnvelope
 from app.api.reports import prediction_log
 from app.api.routing import OrjsonRoute
 from app.errors import PredictionLogUnavailable, PredictionNotFound
@@ -65,7 +65,7 @@ def _record(
     status_code=201,
     summary="Report the true outcome of a prediction",
     responses={
-        **BODY_ERROR_RESPONSES,
+        **REQUEST_BODY_RESPONSES,
         200: {"model": FeedbackResponse, "description": "The same feedback was already recorded."},
         404: {"model": ErrorEnvelope, "description": "No prediction with this id is logged."},
         409: {"model": ErrorEnvelope, "description": "Different feedback was already recorded."},

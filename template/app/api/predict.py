@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.arrow import ARROW_STREAM, Column, is_arrow, read_batch
 from app.api.deps import PredictorDep
-from app.api.errors import BATCH_ERROR_RESPONSES, MODEL_RESPONSES, PREDICT_ERROR_RESPONSES
+from app.api.errors import BATCH_ERROR_RESPONSES, BODY_ERROR_RESPONSES, MODEL_RESPONSES
 from app.api.routing import OrjsonRequest, OrjsonRoute, refuse_content_coding
 from app.coalescing import Coalescer
 from app.errors import BatchTooLarge, PredictionFailed
@@ -299,7 +299,7 @@ router.add_api_route(
     "/predict",
     predict,
     methods=["POST"],
-    responses=PREDICT_ERROR_RESPONSES,
+    responses=BODY_ERROR_RESPONSES,
     summary="Predict one row",
     route_class_override=RowRoute,
 )

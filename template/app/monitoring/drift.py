@@ -191,7 +191,8 @@ class DriftBins:
             try:
                 labels = Counter(map(_LABEL, predictions))
             except AttributeError:
-                raise TypeError("a value prediction for a classifier's drift bins") from None
+                kind = next(p for p in predictions if not isinstance(p, ClassPrediction))
+                raise TypeError(f"a {type(kind).__name__} for a classifier's drift bins") from None
             positions = self._prediction_positions
             outputs = Counter({positions[label]: rows for label, rows in labels.items()})
         else:

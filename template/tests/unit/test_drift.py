@@ -137,6 +137,16 @@ def test_counting_class_predictions_needs_a_classifiers_bins() -> None:
         bins.count([{"x": 1.0}], [label])
 
 
+def test_counting_values_needs_a_regressors_bins() -> None:
+    feature = FeatureSpec(name="x", type="float")
+    rows = [{"x": 1.0}, {"x": 2.0}]
+    reference = compute_reference(rows, [feature], ["yes", "no"], classes=["no", "yes"])
+    bins = DriftBins(reference, [feature])
+
+    with pytest.raises(TypeError, match="ValuePrediction for a classifier"):
+        bins.count([{"x": 1.0}], [ValuePrediction(value=1.0)])
+
+
 class Delivered:
     """What a tally handed over, summed, and how many times."""
 
