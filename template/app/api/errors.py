@@ -245,12 +245,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
 GUARD_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     413: {"model": ErrorEnvelope, "description": "The body is larger than APP_MAX_BODY_BYTES."},
+    408: {
+        "model": ErrorEnvelope,
+        "description": "The request line and headers did not arrive within HEADER_TIMEOUT "
+        "seconds (`request_timeout`); the connection is closed.",
+    },
     431: {
         "model": ErrorEnvelope,
-        "description": "The X-Request-ID header is too long to be logged and echoed back.",
+        "description": "The X-Request-ID header is longer than 128 characters, or the request "
+        "line and headers are larger than 64 KiB (the connection is then closed).",
     },
 }
-"""Error responses of every route: the guards answer them before any route runs."""
+"""Error responses of every route: the server and the guards answer them before any
+route runs."""
 
 MODEL_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     **GUARD_RESPONSES,
@@ -266,8 +273,9 @@ REQUEST_BODY_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     },
     408: {
         "model": ErrorEnvelope,
-        "description": "The body sent nothing for HEADER_TIMEOUT seconds (`request_timeout`); "
-        "the connection is closed.",
+        "description": "The request line and headers did not arrive within HEADER_TIMEOUT "
+        "seconds, or the body sent nothing for that long (`request_timeout`); the connection "
+        "is closed.",
     },
     415: {
         "model": ErrorEnvelope,

@@ -70,18 +70,3 @@ def test_routes_that_make_no_model_call_do_not_declare_its_failures(settings: Se
     for path, method in making_none:
         assert not {"500", "504"} & set(paths[path][method]["responses"]), (path, method)
     assert "422" not in paths["/v1/model"]["get"]["responses"]
-
-
-def test_every_route_that_reads_a_body_declares_its_timeout(settings: Settings) -> None:
-    """A body that stops arriving for HEADER_TIMEOUT seconds is answered 408."""
-    operations = [
-        (path, method, operation)
-        for path, by_method in create_app(settings).openapi()["paths"].items()
-        for method, operation in by_method.items()
-    ]
-    reading = [
-        (path, method) for path, method, operation in operations if "requestBody" in operation
-    ]
-    assert ("/v1/predict", "post") in reading
-    for path, method, operation in operations:
-        assert ("408" in operation["responses"]) == ((path, method) in reading), (path, method)
