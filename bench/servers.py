@@ -17,6 +17,7 @@ Every server loads the same joblib file and answers the same one-row question.
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -24,6 +25,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 READY_TIMEOUT = 120.0
 
@@ -44,6 +46,14 @@ class Server:
     start_to_ready: float = 0.0
 
     def start(self, log: Path) -> None:
+        address = urlsplit(self.ready_url)
+        host, port = address.hostname or "127.0.0.1", address.port or 80
+        if _listening(host, port):
+            # The server would fail to bind, and what listens there could answer for it.
+            raise RuntimeError(
+                f"{self.name}: another process already listens on {host}:{port}; "
+                "stop it before running the benchmark"
+            )
         env = {**os.environ, **self.env}
         env.pop("VIRTUAL_ENV", None)
         started = time.perf_counter()
@@ -109,6 +119,15 @@ class Server:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+
+def _listening(host: str, port: int) -> bool:
+    """Whether something accepts connections on ``host``:``port``."""
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def _answers(url: str) -> bool:

@@ -170,3 +170,25 @@ def test_servers_side_by_side_are_driven_in_turn_and_summed(monkeypatch: Any) ->
     assert (a.server, a.requests_per_s, b.server, b.requests_per_s) == ("a", 100, "b", 50)
     # Each latency percentile: the median over the slices (a's slices 3, 6, 7, 10, 11).
     assert (a.p50_ms, a.p99_ms) == (0.5, 7.0)
+
+
+def test_a_server_whose_port_is_taken_is_not_started(tmp_path: Path) -> None:
+    """What already listens on a server's port would answer its readiness checks and
+    its load in its place: the benchmark stops, naming the port, and starts nothing."""
+    import socket
+
+    from bench.servers import Server
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        server = Server(
+            name="modelship",
+            command=[sys.executable, "-c", "raise SystemExit('must not run')"],
+            cwd=tmp_path,
+            ready_url=f"http://127.0.0.1:{port}/ready",
+            predict_url=f"http://127.0.0.1:{port}/v1/predict",
+            body=b"{}",
+        )
+        with pytest.raises(RuntimeError, match=f"already listens on 127.0.0.1:{port}"):
+            server.start(tmp_path / "server.log")
+    assert server.process is None
