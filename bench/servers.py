@@ -28,6 +28,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 READY_TIMEOUT = 120.0
+PORT_FREE_TIMEOUT = 10.0
 
 
 @dataclass
@@ -48,6 +49,10 @@ class Server:
     def start(self, log: Path) -> None:
         address = urlsplit(self.ready_url)
         host, port = address.hostname or "127.0.0.1", address.port or 80
+        # The last round's server may still be letting go of the port.
+        free_by = time.perf_counter() + PORT_FREE_TIMEOUT
+        while _listening(host, port) and time.perf_counter() < free_by:
+            time.sleep(0.1)
         if _listening(host, port):
             # The server would fail to bind, and what listens there could answer for it.
             raise RuntimeError(

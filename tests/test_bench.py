@@ -172,12 +172,15 @@ def test_servers_side_by_side_are_driven_in_turn_and_summed(monkeypatch: Any) ->
     assert (a.p50_ms, a.p99_ms) == (0.5, 7.0)
 
 
-def test_a_server_whose_port_is_taken_is_not_started(tmp_path: Path) -> None:
+def test_a_server_whose_port_is_taken_is_not_started(tmp_path: Path, monkeypatch: Any) -> None:
     """What already listens on a server's port would answer its readiness checks and
     its load in its place: the benchmark stops, naming the port, and starts nothing."""
     import socket
 
+    import bench.servers
     from bench.servers import Server
+
+    monkeypatch.setattr(bench.servers, "PORT_FREE_TIMEOUT", 0.3)
 
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
