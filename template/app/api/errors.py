@@ -244,20 +244,31 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 GUARD_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
-    413: {"model": ErrorEnvelope, "description": "The body is larger than APP_MAX_BODY_BYTES."},
+    400: {
+        "model": ErrorEnvelope,
+        "description": "The request is not valid HTTP/1.1 (`invalid_http`): a malformed "
+        "request line, header or body framing.",
+    },
     408: {
         "model": ErrorEnvelope,
-        "description": "The request line and headers did not arrive within HEADER_TIMEOUT "
-        "seconds (`request_timeout`); the connection is closed.",
+        "description": "The request line and headers took longer than HEADER_TIMEOUT seconds "
+        "to arrive, from the connection's start or its last answer (`request_timeout`); the "
+        "connection is closed.",
     },
+    413: {"model": ErrorEnvelope, "description": "The body is larger than APP_MAX_BODY_BYTES."},
     431: {
         "model": ErrorEnvelope,
         "description": "The X-Request-ID header is longer than 128 characters, or the request "
         "line and headers are larger than 64 KiB (the connection is then closed).",
     },
+    500: {
+        "model": ErrorEnvelope,
+        "description": "An unexpected failure (`internal_error`); quote the request id to "
+        "report it.",
+    },
 }
-"""Error responses of every route: the server and the guards answer them before any
-route runs."""
+"""Error responses of every route: the server, the guards and the error handler give
+them whatever the route does."""
 
 MODEL_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     **GUARD_RESPONSES,
@@ -269,13 +280,14 @@ REQUEST_BODY_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     **GUARD_RESPONSES,
     400: {
         "model": ErrorEnvelope,
-        "description": "The body is not valid JSON, or nests arrays or objects too deeply.",
+        "description": "The body is not valid JSON, or nests arrays or objects too deeply "
+        "(`invalid_json`); or the request is not valid HTTP/1.1 (`invalid_http`).",
     },
     408: {
         "model": ErrorEnvelope,
-        "description": "The request line and headers did not arrive within HEADER_TIMEOUT "
-        "seconds, or the body sent nothing for that long (`request_timeout`); the connection "
-        "is closed.",
+        "description": "The request line and headers took longer than HEADER_TIMEOUT seconds "
+        "to arrive, or the body sent nothing for that long (`request_timeout`); the "
+        "connection is closed.",
     },
     415: {
         "model": ErrorEnvelope,
@@ -292,7 +304,8 @@ ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
         "model": ErrorEnvelope,
         "description": (
             "The model's answer was refused: `prediction_not_finite` (NaN or infinite) or "
-            "`prediction_out_of_bounds` (outside the declared range). Nothing is returned."
+            "`prediction_out_of_bounds` (outside the declared range), and nothing is "
+            "returned; or an unexpected failure (`internal_error`)."
         ),
     },
     503: MODEL_RESPONSES[503],
@@ -306,6 +319,7 @@ ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
 BODY_ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     **ERROR_RESPONSES,
     **REQUEST_BODY_RESPONSES,
+    500: ERROR_RESPONSES[500],
 }
 """Error responses of a route that reads a JSON body and calls the model."""
 
@@ -313,8 +327,9 @@ BATCH_ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     **BODY_ERROR_RESPONSES,
     400: {
         "model": ErrorEnvelope,
-        "description": "The body is not valid JSON, or nests arrays or objects too deeply; "
-        "or, sent as Arrow, it is not an uncompressed Arrow IPC stream (`invalid_arrow`).",
+        "description": "The body is not valid JSON, or nests arrays or objects too deeply "
+        "(`invalid_json`); sent as Arrow, it is not an uncompressed Arrow IPC stream "
+        "(`invalid_arrow`); or the request is not valid HTTP/1.1 (`invalid_http`).",
     },
     415: {
         "model": ErrorEnvelope,

@@ -53,12 +53,15 @@ def test_openapi_matches_the_committed_contract(settings: Settings) -> None:
 
 
 def test_routes_that_make_no_model_call_do_not_declare_its_failures(settings: Settings) -> None:
-    """500 (an answer refused) and 504 (no answer in time) come from a model call: the
-    reports, feedback and /v1/model never make one, and do not promise them. A route
-    of your own that calls the model declares them with BODY_ERROR_RESPONSES."""
+    """A refused answer (500 `prediction_not_finite`, `prediction_out_of_bounds`) and no
+    answer in time (504) come from a model call: the reports, feedback and /v1/model
+    never make one, and do not promise them. A route of your own that calls the model
+    declares them with BODY_ERROR_RESPONSES."""
     paths = create_app(settings).openapi()["paths"]
     for path in ("/v1/predict", "/v1/predict/batch"):
-        assert {"500", "503", "504"} <= set(paths[path]["post"]["responses"]), path
+        responses = paths[path]["post"]["responses"]
+        assert {"500", "503", "504"} <= set(responses), path
+        assert "prediction_not_finite" in responses["500"]["description"], path
     making_none = [
         ("/v1/model", "get"),
         ("/v1/feedback", "post"),
@@ -68,5 +71,18 @@ def test_routes_that_make_no_model_call_do_not_declare_its_failures(settings: Se
         ("/ready", "get"),
     ]
     for path, method in making_none:
-        assert not {"500", "504"} & set(paths[path][method]["responses"]), (path, method)
+        responses = paths[path][method]["responses"]
+        assert "504" not in responses, (path, method)
+        assert "prediction_" not in responses["500"]["description"], (path, method)
     assert "422" not in paths["/v1/model"]["get"]["responses"]
+
+
+def test_every_route_declares_what_the_server_answers_before_it(settings: Settings) -> None:
+    """Malformed HTTP (400), a head too slow (408) or too large (431), a body too large
+    (413) and an unexpected failure (500) can meet any request."""
+    for path, operations in create_app(settings).openapi()["paths"].items():
+        for method, operation in operations.items():
+            assert {"400", "408", "413", "431", "500"} <= set(operation["responses"]), (
+                path,
+                method,
+            )
