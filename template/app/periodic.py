@@ -15,9 +15,9 @@ class Periodic:
     A call that raises is logged, with ``failure`` as its message, and the next call
     comes an interval later as usual: a thread stopped by its first error would leave
     what it hands over to whoever else calls ``action`` (a read of the metrics, the
-    shutdown), or to no one, and say nothing about it. A failure is logged when it begins or changes,
-    not once a second while it lasts; the first call that succeeds after it is logged
-    too.
+    shutdown), or to no one, and say nothing about it. A failure is logged when it
+    begins or changes, not once a second while it lasts; the first call that succeeds
+    after it is logged too.
     """
 
     def __init__(
