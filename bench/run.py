@@ -360,22 +360,27 @@ def alternate(
     model: str,
     workers: int,
     slices: int,
+    offered: float = 0.0,
+    connections: int | None = None,
+    load: str = "max",
 ) -> list[Result]:
     """Servers running side by side, driven in turn: each gets ``args.duration`` seconds
-    of load in ``slices`` slices, the order reversed every slice (A B, B A, ...).
+    of load in ``slices`` slices, the order reversed every slice (A B, B A, ...), at
+    ``offered`` requests/s if given, over ``connections`` (``args.connections``).
 
     The machine's speed drifts over minutes; servers compared this way see the same
     drift, where two runs one after the other do not. An idle server costs nothing."""
+    connections = connections or args.connections
     for server, body in servers:
-        drive(server, body, args.warmup, args.connections)
+        drive(server, body, args.warmup, connections, offered)
     summaries: list[list[dict[str, float]]] = [[] for _ in servers]
     seconds = max(args.duration / slices, 1)
     for index in range(slices):
         order = list(enumerate(servers))
         for position, (server, body) in order if index % 2 == 0 else reversed(order):
-            summaries[position].append(drive(server, body, seconds, args.connections))
+            summaries[position].append(drive(server, body, seconds, connections, offered))
     return [
-        summarise(server, parts, model=model, workers=workers)
+        summarise(server, parts, model=model, workers=workers, offered=offered, load=load)
         for (server, _), parts in zip(servers, summaries, strict=True)
     ]
 

@@ -139,7 +139,9 @@ def test_servers_side_by_side_are_driven_in_turn_and_summed(monkeypatch: Any) ->
 
     driven: list[tuple[str, float]] = []
 
-    def drive(server: Server, body: Path, seconds: float, connections: int) -> dict[str, float]:
+    def drive(
+        server: Server, body: Path, seconds: float, connections: int, rate: float = 0.0
+    ) -> dict[str, float]:
         url = server.predict_url
         driven.append((url, seconds))
         # Server a answers 100 requests a second and b 50; a's p99 rises slice by slice.
@@ -195,3 +197,67 @@ def test_a_server_whose_port_is_taken_is_not_started(tmp_path: Path, monkeypatch
         with pytest.raises(RuntimeError, match=f"already listens on 127.0.0.1:{port}"):
             server.start(tmp_path / "server.log")
     assert server.process is None
+
+
+def test_coalescing_smoke_run_serves_each_copy_with_its_settings(
+    project_env: dict[str, str],
+) -> None:
+    from bench.coalescing import DEFAULT, VARIANTS
+
+    output = succeed(
+        [sys.executable, "-m", "bench.coalescing", "--smoke"], TEMPLATE_ROOT, project_env
+    )
+
+    rows = json.loads((TEMPLATE_ROOT / "build" / "bench" / "coalescing.json").read_text())
+    assert [(row["variant"], row["load"]) for row in rows] == [
+        (variant, load) for load in ("full", "light") for variant in VARIANTS
+    ]
+    for row in rows:
+        assert row["errors"] == 0, row
+        assert row["requests_per_s"] > 0, row
+        assert row["rows_per_call"] >= 1, row
+    # Read from each copy's own metrics: with at most one row a call, every call has one.
+    assert [row["rows_per_call"] for row in rows if row["variant"] == "coalescing off"] == [1, 1]
+    for variant in VARIANTS:
+        if variant != DEFAULT:
+            assert f"| {variant} / default | " in output
+
+
+def test_rows_a_model_call_are_read_from_every_series_of_the_histogram() -> None:
+    from bench.coalescing import counted_rows
+
+    exposition = "\n".join(
+        [
+            "# HELP model_call_rows Rows of one model call.",
+            "# TYPE model_call_rows histogram",
+            'model_call_rows_bucket{le="1.0"} 3.0',
+            'model_call_rows_bucket{le="+Inf"} 5.0',
+            "model_call_rows_count 5.0",
+            "model_call_rows_sum 12.0",
+            'model_call_rows_count{model_version="hgb"} 2.0',
+            'model_call_rows_sum{model_version="hgb"} 8.0',
+            "model_inference_duration_seconds_sum 0.5",
+        ]
+    )
+
+    assert counted_rows(exposition) == (20.0, 7.0)
+    with pytest.raises(RuntimeError, match="no model_call_rows histogram"):
+        counted_rows("model_inference_duration_seconds_sum 0.5\n")
+
+
+def test_each_copy_is_compared_with_the_default_at_its_load() -> None:
+    from bench.coalescing import DEFAULT, VARIANTS, Row, report
+
+    def row(variant: str, load: str, rate: float, p50: float, p99: float) -> Row:
+        return Row(variant, load, rate, p50, 2 * p50, p99, 1.0, 0)
+
+    rows = [row(DEFAULT, "full", 2000, 10, 30), row(DEFAULT, "light", 200, 2, 8)]
+    for variant in VARIANTS:
+        if variant != DEFAULT:
+            rows += [row(variant, "full", 1000, 20, 60), row(variant, "light", 200, 3, 4)]
+    args = argparse.Namespace(connections=32, light_rate=200, duration=10, slices=10, warmup=2)
+
+    table = report(rows, args)
+
+    # Requests/s at full load, p50 and p99 at light load, each over the default's.
+    assert "| coalescing off / default | 0.50 | 1.50 | 0.50 |" in table
