@@ -45,7 +45,10 @@ def snake_case(header: str) -> str:
     name = re.sub(r"[^0-9a-zA-Z]+", "_", name).strip("_").lower() or "column"
     if name[0].isdigit():
         name = f"f_{name}"
-    if keyword.iskeyword(name) or name in RESERVED or name.startswith("model_"):
+    # After lowercasing: `None`, `True` and `False` are keywords only as written, and
+    # the template refuses them in any case.
+    reserved = keyword.iskeyword(name) or keyword.iskeyword(name.capitalize())
+    if reserved or name in RESERVED or name.startswith("model_"):
         name = f"{name.removeprefix('model_')}_value"
     return name[:64]
 

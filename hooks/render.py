@@ -49,6 +49,9 @@ def check_types(data: dict[str, Any]) -> None:
             continue
         cast, wanted = NUMBER_TYPES[spec["type"]]
         try:
+            # int() would take 1.5 as 1 and True as 1: a whole number is one as written.
+            if isinstance(answer, bool) or (cast is int and isinstance(answer, float)):
+                raise ValueError(answer)
             cast(answer)
         except (TypeError, ValueError, OverflowError):
             raise ValueError(

@@ -133,3 +133,13 @@ def test_unusable_csv_is_refused_in_one_line(
     assert line.startswith("error: ")
     assert message in line
     assert result.stdout == ""
+
+
+def test_headers_that_lowercase_to_a_python_constant_are_renamed(tmp_path: Path) -> None:
+    # `None`, `True` and `False` are keywords only as written; the template refuses them
+    # in lowercase too.
+    rows = [["None", "True", "price"], *[[str(i), str(i % 3), str(10 * i)] for i in range(1, 9)]]
+    answers = proposed(write(tmp_path / "odd.csv", rows), "price")
+
+    names = [feature["name"] for feature in answers["features"]]  # type: ignore[attr-defined,index]
+    assert names == ["none_value", "true_value"]

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import TEMPLATE_ROOT
 
 RENDER = TEMPLATE_ROOT / "hooks" / "render.py"
@@ -31,6 +33,21 @@ def test_answer_of_the_wrong_type_is_one_line_naming_the_question(tmp_path: Path
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         "error: Validation error for question 'workers': workers must be a whole number, got 'two'"
+    ]
+    assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize(("answer", "shown"), [("1.5", "1.5"), ("true", "True")])
+def test_a_fraction_or_a_boolean_is_not_taken_for_a_whole_number(
+    tmp_path: Path, answer: str, shown: str
+) -> None:
+    # int() would have made both a single worker, and the render would have gone on.
+    result = render_command(str(tmp_path / "p"), "--defaults", "--data", f"workers={answer}")
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: Validation error for question 'workers': workers must be a whole number, "
+        f"got {shown}"
     ]
     assert not (tmp_path / "p").exists()
 
