@@ -86,6 +86,13 @@ WRONG_ANSWERS: list[tuple[str, object, str, dict[str, object]]] = [
     ("features", [{**IRIS, "max": float("inf")}], "max must be a finite number, not inf", CSV),
     ("features", [{**IRIS, "example": float("nan")}], "example must be a finite number", CSV),
     ("features", [{**IRIS, "max": 10**400}], "max must be a finite number, not 1000", CSV),
+    ("features", [{**IRIS, "min": 1e16}], "min 1e+16 is beyond 10^15, the bound", CSV),
+    (
+        "features",
+        [{**IRIS, "max": 5, "example": -2e15}],
+        "example -2000000000000000.0 is beyond 10^15",
+        CSV,
+    ),
     ("features", "[{name: x, type: float, min: .nan}]", "min must be a finite number", CSV),
     ("features", "[{name: x, type: float, max: .inf}]", "max must be a finite number", CSV),
     (
